@@ -1,0 +1,230 @@
+"""Build the isolated command for one submission: bubblewrap namespaces, rlimits, uid, memory cgroup.
+
+Layers, outermost first (each is a real kernel primitive, none is simulated):
+
+* a memory cgroup per slot when the machine allows one (root, cgroup v1 or v2 memory controller);
+* ``prlimit``: RLIMIT_AS, CPU, NPROC, FSIZE, NOFILE, CORE=0 for every process in the sandbox;
+* ``bwrap``: private mount, PID, network (no interfaces but loopback), IPC and UTS namespaces;
+  read-only system, interpreter and harness; the submission and the grader's inputs read-only;
+  a size-capped private ``/tmp`` holding HOME and KERAS_HOME; a cleared environment;
+* the supervisor runs as PID 1 of the namespace and, when the grader runs as root, drops to a
+  per-slot unprivileged uid before anything else (``plan["uid"]``); as an ordinary user, bwrap's
+  user namespace is the identity boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..settings import PACKAGE_DIR, Settings
+
+HARNESS_DIR = PACKAGE_DIR / "harness"
+INSIDE_HARNESS = "/opt/grader/harness"
+INSIDE_SUBMISSION = "/sandbox/submission"
+INSIDE_INPUTS = "/sandbox/inputs"
+INSIDE_SCRATCH = "/tmp"
+BOOT = ("import sys; sys.path.insert(0, '/opt/grader'); "
+        "from harness.main import main; sys.exit(main())")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group")
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
+
+
+class IsolationUnavailable(RuntimeError):
+    """The sandbox cannot be set up on this machine; the message says what to install or change."""
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def slot_uid(settings: Settings, slot: int) -> int | None:
+    """The host uid a slot's sandbox runs as, when the grader is root; None otherwise."""
+    return settings.first_uid + slot if is_root() else None
+
+
+def interpreter_binds() -> list[str]:
+    """Read-only binds for the Python interpreter, its standard library and the virtual environment."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent}
+    binds = []
+    for path in sorted(paths):
+        if path == Path("/usr") or str(path).startswith("/usr/"):
+            continue  # the system itself is bound as a whole
+        binds += traversable_parents(path) + ["--ro-bind", str(path), str(path)]
+    return binds
+
+
+def traversable_parents(path: Path | str) -> list[str]:
+    """bwrap creates missing parents as 0700 (copying /root, say); the sandbox uid must traverse them."""
+    args = []
+    for parent in reversed(Path(path).parents):
+        if str(parent) != "/":
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def system_binds() -> list[str]:
+    binds = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            binds += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            binds += ["--ro-bind", str(path), str(path)]
+    for name in ETC_FILES:
+        path = Path("/etc") / name
+        if path.exists():
+            binds += ["--ro-bind", str(path), str(path)]
+    return binds
+
+
+def environment(settings: Settings) -> list[str]:
+    threads = str(settings.threads_per_job)
+    variables = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": f"{INSIDE_SCRATCH}/home",
+        "KERAS_HOME": f"{INSIDE_SCRATCH}/home/.keras",
+        "MPLCONFIGDIR": f"{INSIDE_SCRATCH}/home/.matplotlib",
+        "USER": "student",
+        "LANG": "C.UTF-8",
+        "KERAS_BACKEND": settings.backend,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": threads,
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=" + threads,
+    }
+    args = ["--clearenv"]
+    for key, value in variables.items():
+        args += ["--setenv", key, value]
+    return args
+
+
+def rlimits(settings: Settings) -> list[str]:
+    mib = 1024 * 1024
+    return ["prlimit",
+            f"--as={settings.address_space_mb * mib}",
+            f"--cpu={settings.cpu_seconds}",
+            f"--nproc={settings.max_processes}",
+            f"--fsize={settings.max_file_mb * mib}",
+            "--nofile=1024",
+            "--core=0",
+            "--"]
+
+
+def bwrap_command(settings: Settings, *, submission_dir: Path, inputs_dir: Path) -> list[str]:
+    if is_root():
+        # Privileged bwrap: no user namespace; the supervisor keeps only SETUID/SETGID to drop to the
+        # slot's uid at once (harness/main.py), after which it and its children hold no capabilities.
+        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+                      "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        namespaces = ["--unshare-all", "--disable-userns"]
+    return [
+        "bwrap", *namespaces,
+        "--die-with-parent", "--new-session", "--as-pid-1", "--hostname", "sandbox",
+        *system_binds(),
+        "--perms", "1777", "--size", str(settings.scratch_mb * 1024 * 1024), "--tmpfs", INSIDE_SCRATCH,
+        *interpreter_binds(),  # after the tmpfs: a virtual environment may live under /tmp
+        *traversable_parents(INSIDE_HARNESS), "--ro-bind", str(HARNESS_DIR), INSIDE_HARNESS,
+        *traversable_parents(INSIDE_SUBMISSION), "--ro-bind", str(submission_dir), INSIDE_SUBMISSION,
+        "--ro-bind", str(inputs_dir), INSIDE_INPUTS,
+        "--proc", "/proc", "--dev", "/dev",
+        "--remount-ro", "/",
+        "--chdir", INSIDE_SCRATCH,
+        *environment(settings),
+        sys.executable, "-I", "-c", BOOT,
+    ]
+
+
+def command(settings: Settings, *, submission_dir: Path, inputs_dir: Path, slot: int) -> list[str]:
+    """The full argv that runs the supervisor for one submission in slot ``slot``."""
+    argv = rlimits(settings) + bwrap_command(settings, submission_dir=submission_dir, inputs_dir=inputs_dir)
+    cgroup = memory_cgroup(settings, slot)
+    if cgroup is not None:
+        # Join the cgroup first, then exec the rest: every process of the sandbox is accounted there.
+        argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup)] + argv
+    return argv
+
+
+@functools.lru_cache(maxsize=None)
+def _cgroup_parent() -> Path | None:
+    if not is_root():
+        return None
+    for root in CGROUP_ROOTS:
+        controllers = root / "cgroup.controllers"
+        if root.name == "memory" and (root / "memory.limit_in_bytes").exists():
+            return root
+        if controllers.exists() and "memory" in controllers.read_text().split():
+            return root
+    return None
+
+
+def memory_cgroup(settings: Settings, slot: int) -> Path | None:
+    """Create (or reset) the slot's memory cgroup; None when this machine offers none to us."""
+    parent = _cgroup_parent()
+    if parent is None or settings.memory_mb <= 0:
+        return None
+    path = parent / "autograder" / f"slot-{slot}"
+    limit = str(settings.memory_mb * 1024 * 1024)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if (path / "memory.limit_in_bytes").exists():  # cgroup v1
+            (path / "memory.limit_in_bytes").write_text(limit)
+            swap = path / "memory.memsw.limit_in_bytes"
+            if swap.exists():
+                try:
+                    swap.write_text(limit)
+                except OSError:
+                    pass
+        else:  # cgroup v2
+            (parent / "autograder" / "cgroup.subtree_control").write_text("+memory")
+            (path / "memory.max").write_text(limit)
+            (path / "memory.swap.max").write_text("0")
+    except OSError:
+        return None
+    return path
+
+
+def cgroup_oom_kills(cgroup: Path | None) -> int:
+    """How many times the kernel's OOM killer fired in the slot's cgroup so far (0 without a cgroup)."""
+    if cgroup is None:
+        return 0
+    for name in ("memory.events", "memory.oom_control"):
+        path = cgroup / name
+        if path.exists():
+            for line in path.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    return 0
+
+
+@functools.lru_cache(maxsize=None)
+def check_available() -> None:
+    """Raise IsolationUnavailable unless bwrap and prlimit work here (checked once per process)."""
+    for tool, package in (("bwrap", "bubblewrap"), ("prlimit", "util-linux")):
+        if shutil.which(tool) is None:
+            raise IsolationUnavailable(
+                f"{tool} is not installed, so student code cannot be isolated. Install it "
+                f"(Debian/Ubuntu: sudo apt-get install {package}) and run again.")
+    probe = ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
+             "--dev", "/dev", "true"]
+    if is_root():
+        probe = ["bwrap", "--unshare-pid", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
+                 "--proc", "/proc", "--dev", "/dev", "true"]
+    result = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise IsolationUnavailable(
+            "bubblewrap cannot create namespaces here: " + (result.stderr.strip() or f"exit {result.returncode}")
+            + "\nOn Ubuntu 24.04+ allow unprivileged user namespaces for bwrap (AppArmor), or run the grader "
+              "as root in a container; see SECURITY.md.")
