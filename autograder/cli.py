@@ -1,0 +1,165 @@
+"""The command line: parses arguments and forwards them to keyword-only functions; nothing else.
+
+    python -m autograder grade SUBMISSION... --out DIR [--jobs N] [--regrade]
+    python -m autograder gradebook export --out DIR [--csv FILE] [--history]
+    python -m autograder reference {train,retrain,grade}
+    python -m autograder release [--version V]
+    python -m autograder gradescope --output autograder.zip
+
+Exit codes: 0 when every submission was graded (whatever the scores); 2 when the grader itself could
+not run (bad arguments, no sandbox, no MNIST, an inconsistent rubric or reference, a full disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .settings import Settings, SettingsError, load_settings
+
+EXIT_OK, EXIT_GRADER = 0, 2
+
+
+def _settings_options(parser: argparse.ArgumentParser) -> None:
+    import dataclasses
+    for field in dataclasses.fields(Settings):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "")
+        if field.type == "bool" or isinstance(field.default, bool):
+            parser.add_argument(flag, dest=field.name, action="store_true", default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=field.name, default=None, metavar=field.name.split("_")[-1].upper(),
+                                help=f"{help_text} (default {field.default})")
+
+
+def _settings_from(args) -> Settings:
+    import dataclasses
+    return load_settings({f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade the hello_mnist assignment.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    grade = commands.add_parser("grade", help="grade submissions (folders, .zip files, hello_mnist.py files)")
+    grade.add_argument("submissions", nargs="+", type=Path, help="submissions, or folders of submissions")
+    grade.add_argument("--out", type=Path, required=True, help="output folder (results, feedback, gradebook)")
+    grade.add_argument("--gradebook", default=None, help="SQLAlchemy URL (default: sqlite in --out)")
+    grade.add_argument("--regrade", action="store_true", help="grade again what was already graded")
+    grade.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    _settings_options(grade)
+
+    book = commands.add_parser("gradebook", help="read the gradebook")
+    book_commands = book.add_subparsers(dest="action", required=True)
+    export = book_commands.add_parser("export", help="write grades as CSV")
+    export.add_argument("--out", type=Path, default=None, help="the grading output folder")
+    export.add_argument("--gradebook", default=None, help="SQLAlchemy URL instead of --out")
+    export.add_argument("--csv", type=Path, default=None, help="file to write (default: standard output)")
+    export.add_argument("--history", action="store_true", help="every grade ever recorded, not only the latest")
+
+    reference = commands.add_parser("reference", help="compute the reference scores from the solution")
+    reference.add_argument("action", choices=("train", "retrain", "grade", "all"),
+                           help="train: full training over seeds; retrain: the budgeted retrain through the sandbox; "
+                                "grade: grade the solution and require 100; all: the three in order")
+    reference.add_argument("--seeds", type=int, default=3)
+    reference.add_argument("--epochs", type=int, default=20)
+    reference.add_argument("--output", type=Path, default=None, help="default: data/reference_scores.json")
+    _settings_options(reference)
+
+    release = commands.add_parser("release", help="generate assignments/<version>/ from solutions/")
+    release.add_argument("--version", default=None, help="default: the version in solutions/assignment.toml")
+    release.add_argument("--skip-checks", action="store_true",
+                         help="do not grade the solution and the stubs before publishing (development only)")
+    _settings_options(release)
+
+    gradescope = commands.add_parser("gradescope", help="build a Gradescope autograder zip")
+    gradescope.add_argument("--output", type=Path, default=Path("gradescope_autograder.zip"))
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_GRADER
+    except KeyboardInterrupt:
+        print("\ninterrupted: graded submissions are recorded; run the same command again to finish.", file=sys.stderr)
+        return 130
+
+
+def _grader_errors():
+    from .gradebook import GradebookError
+    from .grade import GraderError
+    from .reference_scores import ReferenceScoresError
+    from .rubric import RubricError
+    from .submissions import SubmissionPathError
+    return (GraderError, GradebookError, ReferenceScoresError, RubricError, SubmissionPathError)
+
+
+def run_grade(args) -> int:
+    from .grade import grade, print_table
+    try:
+        outcomes = grade(args.submissions, out_dir=args.out, settings=_settings_from(args),
+                         gradebook_url=args.gradebook, regrade=args.regrade, progress=not args.quiet,
+                         command=" ".join(sys.argv))
+    except _grader_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_GRADER
+    if not args.quiet:
+        print_table(outcomes, args.out)
+    return EXIT_OK
+
+
+def run_gradebook(args) -> int:
+    from .gradebook import GradebookError, open_gradebook
+    try:
+        text = open_gradebook(args.gradebook, args.out).export_csv(history=args.history)
+    except GradebookError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_GRADER
+    if args.csv:
+        args.csv.write_text(text)
+        print(f"wrote {args.csv}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def run_reference(args) -> int:
+    from . import reference
+    try:
+        reference.run(args.action, settings=_settings_from(args), seeds=args.seeds, epochs=args.epochs,
+                      output=args.output)
+    except (*_grader_errors(), reference.ReferenceRunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_GRADER
+    return EXIT_OK
+
+
+def run_release(args) -> int:
+    from . import release
+    try:
+        path = release.release(version=args.version, check=not args.skip_checks, settings=_settings_from(args))
+    except (*_grader_errors(), release.ReleaseError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_GRADER
+    print(f"released {path}")
+    return EXIT_OK
+
+
+def run_gradescope(args) -> int:
+    from . import gradescope
+    try:
+        path = gradescope.build_bundle(args.output)
+    except (*_grader_errors(), gradescope.BundleError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_GRADER
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+COMMANDS = {"grade": run_grade, "gradebook": run_gradebook, "reference": run_reference, "release": run_release,
+            "gradescope": run_gradescope}

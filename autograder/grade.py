@@ -1,0 +1,301 @@
+"""Grade many submissions: stage -> sandbox -> artifacts -> scores -> reports -> gradebook, in parallel.
+
+``grade()`` is what the CLI, the tests, the benchmark and the Gradescope entry point call. Each
+submission's stages write under ``out_dir/<name>/`` (``submission/``, ``intake.json``, ``artifacts/``,
+``scores.json``, then ``feedback.*`` and ``results.json``), so any stage can be rerun alone. A
+submission's mistakes never stop the batch; a failure of the grader's own environment (no sandbox,
+no MNIST, a full disk) stops it with a message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .gradebook import Gradebook, default_url
+from .inputs import GradingInputs, build_inputs
+from .plan import probes
+from .reference_scores import REFERENCE_PATH, load_reference, thresholds
+from .report import (SubmissionReport, build_report, class_table, pass_rates_csv, results_json, summary_csv,
+                     write_atomic, write_submission_files)
+from .rubric import Rubric, load_rubric
+from .sandbox import isolation
+from .sandbox.runner import run_probes
+from .settings import PACKAGE_DIR, Settings
+from .submissions import Submission, discover, stage
+
+
+class GraderError(RuntimeError):
+    """The grader cannot run (its environment, not a submission): message for the TA, exit code 2."""
+
+
+class OutputDiskFull(GraderError):
+    pass
+
+
+@dataclass
+class Timing:
+    """Where one submission's time went (seconds), for the TA log and the benchmark."""
+    stage: float = 0.0
+    sandbox_startup: float = 0.0
+    probes: dict = field(default_factory=dict)
+    sandbox_wall: float = 0.0
+    scoring: float = 0.0
+    total: float = 0.0
+
+
+@dataclass
+class GradeOutcome:
+    report: SubmissionReport
+    timing: Timing
+    skipped: bool = False
+
+
+def fingerprint(rubric: Rubric, threshold_values: dict) -> str:
+    """Identifies everything a verdict depends on; a change means earlier grades are out of date."""
+    digest = hashlib.sha256(__version__.encode())
+    for folder in ("graders", "harness"):
+        for path in sorted((PACKAGE_DIR / folder).glob("*.py")):
+            digest.update(path.name.encode() + path.read_bytes())
+    for path in (rubric.path, PACKAGE_DIR / "plan.py", PACKAGE_DIR / "numpy_model.py", PACKAGE_DIR / "artifacts.py"):
+        digest.update(path.read_bytes())
+    digest.update(json.dumps(threshold_values, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebook_url: str | None = None,
+          regrade: bool = False, progress: bool = True, reference_path: Path = REFERENCE_PATH,
+          rubric_path: Path | None = None, command: str = "grade") -> list[GradeOutcome]:
+    """Grade every submission under ``submissions`` into ``out_dir`` and record them in the gradebook.
+
+    Args:
+        submissions: folders, zips, hello_mnist.py files, or folders of those.
+        out_dir: results, feedback, summaries and (by default) the SQLite gradebook.
+        settings: limits, parallelism and isolation switches.
+        gradebook_url: an SQLAlchemy URL; default ``sqlite:///<out_dir>/gradebook.sqlite``.
+        regrade: grade again submissions already graded with the same files and graders.
+        progress: draw a progress bar with ETA on stderr.
+
+    Returns:
+        One outcome per submission, in the order given.
+
+    Raises:
+        GraderError: no isolation (without the development flag), no MNIST, bad reference scores or
+            rubric, unwritable or full output disk.
+    """
+    if not settings.unsafe_no_sandbox:
+        try:
+            isolation.check_available()
+        except isolation.IsolationUnavailable as error:
+            raise GraderError(f"{error}\n(For development only, --unsafe-no-sandbox runs student code without "
+                              "isolation.)") from None
+    rubric = load_rubric(rubric_path) if rubric_path else load_rubric()
+    threshold_values = thresholds(rubric, load_reference(reference_path))
+    found = discover(submissions)
+    out_dir = Path(out_dir)
+    private = out_dir / ".grader"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        private.mkdir(exist_ok=True)
+        os.chmod(private, 0o711)  # sandboxes (other uids) must reach inputs/public, nothing else
+    except OSError as error:
+        raise GraderError(f"Cannot write to {out_dir}: {error.strerror}.") from None
+    stamp = fingerprint(rubric, threshold_values.as_dict())
+    book = Gradebook(gradebook_url or default_url(out_dir))
+    run_id = book.start_run(command=command, fingerprint=stamp, settings=asdict(settings))
+    status = "interrupted"
+    try:
+        inputs = _prepare_inputs(private, rubric)
+        write_atomic(private / "thresholds.json", json.dumps(threshold_values.as_dict()))
+        outcomes = _grade_all(found, out_dir=out_dir, private=private, inputs=inputs, rubric=rubric,
+                              settings=settings, book=book, run_id=run_id, stamp=stamp, regrade=regrade,
+                              progress=progress)
+        reports = [o.report for o in outcomes]
+        write_atomic(out_dir / "summary.csv", summary_csv(reports))
+        write_atomic(out_dir / "test_pass_rates.csv", pass_rates_csv(reports))
+        write_atomic(out_dir / "timings.json", json.dumps(
+            {o.report.name: asdict(o.timing) for o in outcomes if not o.skipped}, indent=1))
+        status = "finished"
+        return outcomes
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise OutputDiskFull(f"The disk holding {out_dir} is full. Every submission graded so far is complete and "
+                                 "recorded; free some space and run the same command again to grade the rest.") from None
+        raise
+    finally:
+        try:
+            book.finish_run(run_id, status)
+        except Exception:
+            pass
+
+
+def _prepare_inputs(private: Path, rubric: Rubric) -> GradingInputs:
+    root = private / "inputs"
+    if root.exists():
+        shutil.rmtree(root)
+    from .mnist_data import MnistDataError
+    try:
+        return build_inputs(root, retrain=rubric.retrain)
+    except MnistDataError as error:
+        raise GraderError(str(error)) from None
+
+
+def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, settings, book, run_id, stamp,
+               regrade, progress) -> list[GradeOutcome]:
+    jobs = settings.resolved_jobs()
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    bar = ProgressBar(len(found), enabled=progress)
+    results: dict[str, GradeOutcome] = {}
+
+    def work(submission: Submission) -> GradeOutcome:
+        slot = slots.get()
+        try:
+            return grade_one(submission, out_dir=out_dir, private=private, inputs=inputs, rubric=rubric,
+                             settings=settings, book=book, run_id=run_id, stamp=stamp, regrade=regrade, slot=slot)
+        finally:
+            slots.put(slot)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(work, submission): submission for submission in found}
+        for future in as_completed(futures):
+            outcome = future.result()  # a GraderError here stops the batch: it is ours, not the student's
+            results[futures[future].name] = outcome
+            bar.advance(outcome)
+    bar.close()
+    return [results[s.name] for s in found]
+
+
+def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: GradingInputs, rubric: Rubric,
+              settings: Settings, book: Gradebook, run_id: int, stamp: str, regrade: bool,
+              slot: int) -> GradeOutcome:
+    """Grade one submission through every stage; its own mistakes end up in its feedback."""
+    started = time.perf_counter()
+    timing = Timing()
+    directory = out_dir / submission.name
+    staged = stage(submission, _fresh(directory / "submission"))
+    timing.stage = round(time.perf_counter() - started, 3)
+    results_path = directory / "results.json"
+    if not regrade and results_path.exists() and book.is_graded(submission.name, staged.digest, stamp):
+        report = _report_from_results(submission.name, results_path)
+        return GradeOutcome(report, timing, skipped=True)
+    write_atomic(directory / "intake.json", json.dumps(staged.intake(), indent=1))
+    artifacts_dir = _fresh(directory / "artifacts")
+    flags = list(staged.flags)
+    specs = probes(settings, rubric, has_model_file=bool(staged.model_file.get("accepted")))
+    # Without a module only the submitted model can be checked; every other probe explains why not.
+    runnable = specs if staged.has_module else [spec for spec in specs if spec.name == "trained_model"]
+    reason = staged.problems[0] if staged.problems else "No hello_mnist.py was submitted."
+    for spec in specs:
+        if spec not in runnable:
+            (artifacts_dir / spec.name).mkdir()
+            (artifacts_dir / spec.name / "status.json").write_text(json.dumps({"skipped": True, "reason": reason}))
+    if runnable:
+        work_dir = _fresh(private / "work" / submission.name)
+        sandbox = run_probes(runnable, submission_dir=staged.directory, inputs_dir=inputs.public,
+                             artifacts_dir=artifacts_dir, work_dir=work_dir, settings=settings, slot=slot)
+        flags += sandbox.flags
+        timing.sandbox_startup = sandbox.startup_seconds[0] if sandbox.startup_seconds else 0.0
+        timing.probes = {name: status.get("seconds") for name, status in sandbox.statuses.items()}
+        timing.sandbox_wall = sandbox.wall_seconds
+    tick = time.perf_counter()
+    scores = _score(directory, artifacts_dir, inputs, private)
+    timing.scoring = round(time.perf_counter() - tick, 3)
+    timing.total = round(time.perf_counter() - started, 3)
+    if scores.get("internal_errors"):
+        flags.append("grader_error")
+        errors_dir = private / "work" / submission.name
+        errors_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(errors_dir / "grader-errors.txt", "\n\n".join(scores["internal_errors"]))
+    report = build_report(submission.name, scores["tests"], flags=flags, problems=staged.problems,
+                          execution_time=timing.total, digest=staged.digest)
+    write_submission_files(directory, report)
+    book.record(run_id, report, fingerprint=stamp, results=results_json(report))
+    return GradeOutcome(report, timing)
+
+
+def _score(directory: Path, artifacts_dir: Path, inputs: GradingInputs, private: Path) -> dict:
+    """Run the hidden graders in a fresh trusted subprocess (no pytest state shared between students)."""
+    out = directory / "scores.json"
+    command = [sys.executable, "-m", "autograder.scoring", "--artifacts", str(artifacts_dir),
+               "--inputs", str(inputs.root), "--intake", str(directory / "intake.json"),
+               "--thresholds", str(private / "thresholds.json"), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_DIR.parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    if result.returncode != 0 or not out.exists():
+        if "No space left on device" in result.stderr:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise GraderError(f"The graders crashed while scoring {directory.name}:\n{result.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def _fresh(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def _report_from_results(name: str, path: Path) -> SubmissionReport:
+    """Rebuild the summary of an already graded submission from its results.json."""
+    data = json.loads(path.read_text())
+    tests = [{"rubric_id": "", "name": t["name"], "function": (t.get("tags") or ["?"])[0], "score": t["score"],
+              "max_score": t["max_score"], "status": t["status"], "output": t.get("output", ""), "flags": []}
+             for t in data.get("tests", [])]
+    extra = data.get("extra_data", {})
+    return build_report(name, tests, flags=extra.get("flags", []), problems=[], execution_time=data.get("execution_time", 0),
+                        digest=extra.get("digest", ""))
+
+
+class ProgressBar:
+    """``[#####.....] 12/40 graded, 1 skipped, ETA 2m05s`` on stderr; one line per submission when not a TTY."""
+
+    def __init__(self, total: int, *, enabled: bool):
+        self.total, self.done, self.skipped = total, 0, 0
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.started = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def advance(self, outcome: GradeOutcome) -> None:
+        with self.lock:
+            self.done += 1
+            self.skipped += outcome.skipped
+            if not self.enabled:
+                return
+            elapsed = time.perf_counter() - self.started
+            graded = self.done - self.skipped
+            remaining = self.total - self.done
+            eta = elapsed / graded * remaining if graded else 0.0
+            filled = int(30 * self.done / max(1, self.total))
+            text = (f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} graded"
+                    f"{f', {self.skipped} already done' if self.skipped else ''}, "
+                    f"ETA {int(eta // 60)}m{int(eta % 60):02d}s  ({outcome.report.name}: {outcome.report.total:g})")
+            if self.tty:
+                sys.stderr.write("\r" + text.ljust(100))
+            else:
+                sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def print_table(outcomes: list[GradeOutcome], out_dir: Path) -> None:
+    print(class_table([o.report for o in outcomes]))
+    print(f"\nResults: {out_dir}/<submission>/results.json and feedback.md; class summary: {out_dir}/summary.csv")

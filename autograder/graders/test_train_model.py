@@ -1,0 +1,50 @@
+"""Graders for train_model(model, x, y, batch_size=100, epochs=20): training with model.fit."""
+
+import math
+
+import pytest
+
+from autograder.graders.checks import expect
+from autograder.plan import TRAIN_MODEL
+
+N, BATCH, EPOCHS = TRAIN_MODEL["n"], TRAIN_MODEL["batch_size"], TRAIN_MODEL["epochs"]
+
+
+@pytest.mark.rubric("train_model.fit_arguments")
+def test_fit_arguments(artifacts):
+    """Does train_model call model.fit with the given batch_size and epochs, on all the data?"""
+    record = artifacts.record("train_model")
+    calls = record.get("fit_calls") or []
+    expect(len(calls) >= 1, "train_model never called model.fit.")
+    expect(len(calls) == 1, f"train_model called model.fit {len(calls)} times; call it once with epochs=epochs.")
+    params = record.get("params") or {}
+    expect(params.get("epochs") == EPOCHS,
+           f"Asked for epochs={EPOCHS}, model.fit ran with epochs={params.get('epochs')}; pass epochs=epochs.")
+    steps = math.ceil(N / BATCH)
+    expect(params.get("steps") == steps,
+           f"With {N} examples and batch_size={BATCH}, fit should run {steps} steps per epoch; yours ran "
+           f"{params.get('steps')}. Pass batch_size=batch_size and train on all of x (no validation_split).")
+
+
+@pytest.mark.rubric("train_model.history")
+def test_returns_history(artifacts):
+    """Does train_model return the History object from fit?"""
+    record = artifacts.record("train_model")
+    expect(record.get("is_history") is True,
+           f"train_model returned a {record.get('returned_type')}; return what model.fit returns (a History).")
+    losses = (record.get("history") or {}).get("loss", [])
+    expect(len(losses) == EPOCHS, f"The History holds {len(losses)} epochs of loss; expected {EPOCHS}.")
+
+
+@pytest.mark.rubric("train_model.defaults")
+def test_defaults(artifacts):
+    """Are the defaults the lecture's batch_size=100 and epochs=20?"""
+    artifacts.record("train_model")  # defaults of a function that does not run earn nothing
+    functions = artifacts.record("inspect").get("functions", {})
+    entry = functions.get("train_model") or {}
+    expect(entry.get("present") is True, "hello_mnist.py has no function named `train_model`.")
+    parameters = {p.get("name"): p.get("default") for p in entry.get("parameters") or [] if isinstance(p, dict)}
+    expect(parameters.get("batch_size") == "100" and parameters.get("epochs") == "20",
+           f"train_model's defaults are batch_size={parameters.get('batch_size')}, epochs={parameters.get('epochs')}; "
+           "the lecture uses batch_size=100 and epochs=20. Keep the signature train_model(model, x, y, "
+           "batch_size=100, epochs=20).")

@@ -1,0 +1,97 @@
+"""Graders for the submitted model.keras and for a budgeted retrain of the student's own pipeline.
+
+The model file is loaded only inside the sandbox (safe_mode, after the grader's own check of the
+archive); here its exported layers are checked against the allowlist and the accuracy is computed
+with numpy on the MNIST test set, whose labels never enter a sandbox.
+"""
+
+import numpy as np
+import pytest
+
+from autograder.artifacts import ProbeFailed
+from autograder.graders.checks import Mismatch, expect, linear_credit
+from autograder.numpy_model import UnsupportedModel, accuracy, from_export
+
+
+def _rebuild(artifacts, inputs, thresholds, probe):
+    record = artifacts.record(probe)
+    description = record.get("model")
+    expect(isinstance(description, dict), "No model was exported.")
+    try:
+        model = from_export(description, lambda key: artifacts.array(probe, key),
+                            max_parameters=thresholds.max_parameters)
+    except UnsupportedModel as error:
+        raise Mismatch(f"The model cannot be graded: {error}.", flag="unsafe_model") from None
+    sample = inputs.public_arrays("consistency")["x"]
+    try:
+        own = artifacts.array(probe, "sample_output")
+    except ProbeFailed:
+        raise Mismatch(f"The model could not make predictions: {record.get('sample_error', 'unknown error')}.") from None
+    if own.shape[0] != len(sample) or own.reshape(len(sample), -1).shape[1] != model.output_units \
+            or not np.allclose(model.predict(sample), own.reshape(len(sample), -1), atol=1e-4):
+        raise Mismatch("The model's predictions do not match what its layers and weights compute, so it cannot be "
+                       "trusted; use only standard Keras layers.", flag="model_inconsistent")
+    return model
+
+
+def _model_file_problem(intake):
+    model_file = intake.get("model_file") or {}
+    if not model_file.get("present"):
+        return ("No model.keras was submitted. Train your model (the notebook's last section) and submit the file "
+                "model.keras next to hello_mnist.py.", None)
+    if not model_file.get("accepted"):
+        return (f"model.keras was not loaded: {model_file.get('reason', 'it failed the safety check')}.",
+                model_file.get("flag", "unsafe_model"))
+    return None
+
+
+@pytest.mark.rubric("trained_model.loads")
+def test_model_file_loads(artifacts, inputs, thresholds, intake):
+    """Does model.keras load safely as a 784-input, 10-class network of standard layers?"""
+    problem = _model_file_problem(intake)
+    if problem:
+        raise Mismatch(*problem)
+    model = _rebuild(artifacts, inputs, thresholds, "trained_model")
+    expect(model.output_units == 10, f"The model has {model.output_units} outputs; a digit classifier needs 10.")
+
+
+@pytest.mark.rubric("trained_model.accuracy")
+def test_test_accuracy(artifacts, inputs, thresholds, intake, credit):
+    """Does the submitted model reach the required accuracy on the 10,000 MNIST test images?"""
+    problem = _model_file_problem(intake)
+    if problem:
+        raise Mismatch(*problem)
+    model = _rebuild(artifacts, inputs, thresholds, "trained_model")
+    expect(model.output_units == 10, f"The model has {model.output_units} outputs; a digit classifier needs 10.")
+    test = inputs.trusted_arrays("test")
+    achieved = accuracy(model.predict(test["x"]), test["labels"])
+    required = thresholds.trained_model_required
+    if achieved > thresholds.suspicious_accuracy:
+        credit.flag("suspicious_accuracy")
+    summary = f"Test accuracy {achieved:.2%}; required {required:.2%}."
+    fraction = linear_credit(achieved, required, thresholds.trained_model_zero)
+    if fraction < 1.0:
+        credit.partial(fraction, f"{summary} Train longer (the lecture uses 20 epochs at batch size 100), check your "
+                                 "preprocessing (inputs in [0, 1]) and save the trained model, not a fresh one.")
+    else:
+        credit.add_note(summary)
+
+
+@pytest.mark.rubric("trained_model.retrain")
+def test_retrain_budget(artifacts, inputs, thresholds, credit):
+    """Does your own pipeline (build_model, compile_model, train_model), retrained from scratch, learn?"""
+    record = artifacts.record("retrain")
+    model = _rebuild(artifacts, inputs, thresholds, "retrain")
+    expect(model.output_units == 10, f"build_model's network has {model.output_units} outputs; it needs 10.")
+    held_out = inputs.trusted_arrays("retrain_eval")
+    achieved = accuracy(model.predict(held_out["x"]), held_out["labels"])
+    required = thresholds.retrain_required
+    seconds = record.get("train_seconds")
+    summary = (f"Retrained with your build_model(), compile_model(optimizer='adam') and train_model on a fixed "
+               f"subset, your network reached {achieved:.2%} on held-out images; required {required:.2%}.")
+    fraction = linear_credit(achieved, required, thresholds.retrain_zero)
+    if fraction < 1.0:
+        credit.partial(fraction, f"{summary} Check that build_model ends in softmax, compile_model uses "
+                                 "categorical cross-entropy, and train_model passes batch_size and epochs to fit.")
+    else:
+        credit.add_note(summary + (f" Training took {seconds:.1f} s." if isinstance(seconds, (int, float)) else ""))

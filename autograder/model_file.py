@@ -1,0 +1,139 @@
+"""Check a submitted model.keras as an archive, before any Keras code sees it (trusted side).
+
+Only the zip's directory and its small ``config.json`` are read, with caps; nothing is extracted and
+nothing is deserialised but JSON. A file that fails here is never loaded, not even in the sandbox:
+legacy HDF5 (which ignored ``safe_mode`` before Keras 3.11.3), Lambda layers or any custom or
+registered class, path traversal or links inside the archive, and zip bombs.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .numpy_model import ACTIVATIONS, ALLOWED_LAYERS
+
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_RATIO = 100  # uncompressed / compressed per member: float32 weights compress by 1.1-3x, bombs by 1000x
+ALLOWED_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
+MODEL_CLASSES = ("Sequential", "Functional")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass
+class ModelFileVerdict:
+    present: bool
+    accepted: bool = False
+    reason: str = ""
+    flag: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_model_file(path: Path) -> ModelFileVerdict:
+    """Decide whether ``path`` may be loaded (in the sandbox) as the student's trained model."""
+    path = Path(path)
+    if not path.exists():
+        return ModelFileVerdict(present=False)
+    if path.is_symlink() or not path.is_file():
+        return ModelFileVerdict(True, reason="model.keras is not a regular file", flag="unsafe_model")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        return ModelFileVerdict(True, reason=f"model.keras is {size / 2**20:.0f} MB; the limit is "
+                                f"{MAX_MODEL_BYTES // 2**20} MB (an MNIST MLP needs about 8 MB)", flag="oversized_model")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head == HDF5_MAGIC:
+        return ModelFileVerdict(True, reason="model.keras is a legacy HDF5 (.h5) file; save it in the native format "
+                                "with model.save('model.keras')", flag="legacy_h5")
+    if not zipfile.is_zipfile(path):
+        return ModelFileVerdict(True, reason="model.keras is not a Keras archive (it is not a zip file); save it with "
+                                "model.save('model.keras')", flag="corrupt_model")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            problem = _check_members(archive.infolist())
+            if problem:
+                return ModelFileVerdict(True, reason=problem, flag="unsafe_model")
+            config = _read_capped(archive, "config.json")
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as error:
+        return ModelFileVerdict(True, reason=f"model.keras is a damaged archive ({type(error).__name__})",
+                                flag="corrupt_model")
+    try:
+        tree = json.loads(config)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return ModelFileVerdict(True, reason="model.keras has an unreadable config.json", flag="corrupt_model")
+    problem = check_config(tree)
+    if problem:
+        return ModelFileVerdict(True, reason=problem, flag="unsafe_model")
+    return ModelFileVerdict(True, accepted=True)
+
+
+def _check_members(members: list[zipfile.ZipInfo]) -> str | None:
+    if len(members) > 16:
+        return f"model.keras holds {len(members)} files; a Keras model has 3"
+    names = [member.filename for member in members]
+    for member in members:
+        name = member.filename
+        if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or ":" in name:
+            return f"model.keras contains a file with an unsafe path ({name[:80]!r})"
+        if stat.S_ISLNK(member.external_attr >> 16):
+            return f"model.keras contains a symbolic link ({name[:80]!r})"
+        if name not in ALLOWED_MEMBERS:
+            return f"model.keras contains {name[:80]!r}; only {', '.join(ALLOWED_MEMBERS)} are expected"
+        if member.compress_size and member.file_size / member.compress_size > MAX_RATIO and member.file_size > 2**20:
+            return f"model.keras contains {name!r} compressed {member.file_size // member.compress_size}:1 (a zip bomb?)"
+    if sum(member.file_size for member in members) > MAX_UNCOMPRESSED_BYTES:
+        return "model.keras unpacks to more than 256 MB"
+    if "config.json" not in names or "model.weights.h5" not in names:
+        return "model.keras lacks config.json or model.weights.h5; save the whole model with model.save('model.keras')"
+    return None
+
+
+def _read_capped(archive: zipfile.ZipFile, name: str) -> bytes:
+    with archive.open(name) as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise RuntimeError("config.json too large")
+    return data
+
+
+def check_config(tree) -> str | None:
+    """Walk a Keras model config: only allowlisted classes from the keras package, no code, no custom objects."""
+    if not isinstance(tree, dict) or tree.get("class_name") not in MODEL_CLASSES:
+        kind = tree.get("class_name") if isinstance(tree, dict) else type(tree).__name__
+        return f"model.keras holds a {str(kind)[:60]}; expected a keras.Sequential (or functional) model"
+    layers = (tree.get("config") or {}).get("layers")
+    if not isinstance(layers, list) or not layers:
+        return "model.keras describes no layers"
+    for layer in layers:
+        kind = layer.get("class_name") if isinstance(layer, dict) else None
+        if kind not in ALLOWED_LAYERS:
+            return (f"model.keras uses a {str(kind)[:60]} layer; only {', '.join(ALLOWED_LAYERS)} are accepted "
+                    "(no Lambda or custom layers)")
+        activation = (layer.get("config") or {}).get("activation")
+        if activation is not None and (not isinstance(activation, str) or activation not in ACTIVATIONS):
+            return f"model.keras uses the activation {str(activation)[:60]}, which is not a standard Keras activation"
+    return _walk(tree, depth=0)
+
+
+def _walk(node, depth: int) -> str | None:
+    if depth > 40:
+        return "model.keras has a config nested too deeply"
+    if isinstance(node, dict):
+        module, registered = node.get("module"), node.get("registered_name")
+        if "class_name" in node and module is not None and not (module == "keras" or str(module).startswith("keras.")):
+            return f"model.keras refers to code outside Keras (module {str(module)[:60]!r})"
+        if isinstance(registered, str) and ">" in registered:
+            return f"model.keras refers to a custom registered object ({registered[:60]!r})"
+        if node.get("class_name") in ("Lambda", "TFOpLambda", "__lambda__") or "function_type" in node:
+            return "model.keras contains a Lambda (serialised Python code)"
+        return next((problem for value in node.values() if (problem := _walk(value, depth + 1))), None)
+    if isinstance(node, list):
+        return next((problem for value in node if (problem := _walk(value, depth + 1))), None)
+    return None

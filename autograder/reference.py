@@ -1,0 +1,174 @@
+"""Reference scores from the instructor's solution: the numbers every accuracy threshold is derived from.
+
+* ``train``: the lecture's model (784-500-500-10 sigmoid, adam, batch 100, 20 epochs) on full MNIST,
+  once per seed, each in its own subprocess (`training.py`); test accuracy, loss and epoch times.
+* ``retrain``: the budgeted retrain of the solution's pipeline, through the real sandbox and the
+  same probe the graders score, over several seeds and secret permutations.
+* ``grade``: grade the solution through the full path; anything but 100/100 is an error.
+
+Everything lands in ``data/reference_scores.json`` with the versions and the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .numpy_model import accuracy, from_export
+from .reference_scores import REFERENCE_PATH
+from .rubric import load_rubric
+from .settings import REPO_DIR, Settings
+
+SOLUTION_DIR = REPO_DIR / "solutions"
+
+
+class ReferenceRunError(RuntimeError):
+    """Training or grading the solution failed; the solution or the environment needs fixing."""
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb, "system": platform.platform()}
+
+
+def _stats(values: list[float]) -> dict:
+    return {"mean": round(statistics.fmean(values), 5), "std": round(statistics.pstdev(values), 5),
+            "min": round(min(values), 5), "max": round(max(values), 5), "n": len(values)}
+
+
+def train_reference(*, seeds: int, epochs: int) -> dict:
+    runs = []
+    for seed in range(1, seeds + 1):
+        print(f"training the reference model, seed {seed} of {seeds} ({epochs} epochs)...", file=sys.stderr, flush=True)
+        result = subprocess.run([sys.executable, "-m", "autograder.training", "--seed", str(seed),
+                                 "--epochs", str(epochs)], capture_output=True, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO_DIR)})
+        if result.returncode != 0:
+            raise ReferenceRunError(f"Training the solution failed (seed {seed}):\n{result.stderr[-3000:]}")
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    versions = runs[0].pop("versions")
+    for run in runs[1:]:
+        run.pop("versions", None)
+    return {"reference_model": {"hidden_units": [500, 500], "activation": "sigmoid", "optimizer": "adam",
+                                "batch_size": 100, "epochs": epochs},
+            "runs": runs,
+            "test_accuracy": _stats([r["test_accuracy"] for r in runs]),
+            "test_loss": _stats([r["test_loss"] for r in runs]),
+            "seconds_per_epoch": round(statistics.fmean(s for r in runs for s in r["epoch_seconds"]), 2),
+            "versions": versions}
+
+
+def retrain_reference(*, settings: Settings, runs: int) -> dict:
+    """Run the graders' retrain probe on the solution ``runs`` times, in the sandbox, and score each."""
+    from .artifacts import Artifacts
+    from .inputs import build_inputs
+    from .mnist_data import load_mnist
+    from .sandbox.runner import ProbeSpec, run_probes
+    rubric = load_rubric()
+    mnist = load_mnist()
+    accuracies, seconds = [], []
+    with tempfile.TemporaryDirectory(prefix="reference-") as temporary:
+        root = Path(temporary)
+        os.chmod(root, 0o711)
+        staged = root / "solution"
+        staged.mkdir()
+        shutil.copy(SOLUTION_DIR / "hello_mnist.py", staged / "hello_mnist.py")
+        os.chmod(staged, 0o755)
+        os.chmod(staged / "hello_mnist.py", 0o644)
+        for index in range(runs):
+            print(f"retraining the solution on the budget, run {index + 1} of {runs}...", file=sys.stderr, flush=True)
+            inputs = build_inputs(root / f"inputs-{index}", retrain=rubric.retrain, permutation_seed=1000 + index,
+                                  mnist=mnist)
+            budget = rubric.retrain
+            spec = ProbeSpec("retrain", settings.retrain_timeout_s,
+                             {"seed": budget.seed + index, "epochs": budget.epochs, "batch_size": budget.batch_size})
+            artifacts_dir = root / f"artifacts-{index}"
+            run_probes([spec], submission_dir=staged, inputs_dir=inputs.public, artifacts_dir=artifacts_dir,
+                       work_dir=root / f"work-{index}", settings=settings, slot=0)
+            artifacts = Artifacts(artifacts_dir)
+            record = artifacts.record("retrain")
+            model = from_export(record["model"], lambda key: artifacts.array("retrain", key), max_parameters=10**8)
+            held_out = inputs.trusted_arrays("retrain_eval")
+            accuracies.append(accuracy(model.predict(held_out["x"]), held_out["labels"]))
+            seconds.append(record.get("train_seconds"))
+    return {"budget": rubric.retrain.as_dict(), "runs": [{"seed": rubric.retrain.seed + i, "accuracy": round(a, 5),
+                                                          "train_seconds": s} for i, (a, s) in enumerate(zip(accuracies, seconds))],
+            "accuracy": _stats(accuracies)}
+
+
+def grade_solution(*, settings: Settings) -> dict:
+    """Grade the solution through the full path; it must score full marks."""
+    from .grade import grade
+    with tempfile.TemporaryDirectory(prefix="reference-grade-") as temporary:
+        submission = Path(temporary) / "solution"
+        submission.mkdir()
+        shutil.copy(SOLUTION_DIR / "hello_mnist.py", submission / "hello_mnist.py")
+        model = _reference_model_file(Path(temporary))
+        shutil.copy(model, submission / "model.keras")
+        started = time.perf_counter()
+        outcome = grade([submission], out_dir=Path(temporary) / "out", settings=settings, progress=False,
+                        command="reference grade")[0]
+        report = outcome.report
+    failed = [t for t in report.tests if t["status"] != "passed"]
+    if failed:
+        details = "\n".join(f"  {t['name']}: {t['output']}" for t in failed)
+        raise ReferenceRunError(f"The solution scored {report.total:g}/{report.max_total:g}, not full marks:\n{details}")
+    return {"total": report.total, "max_total": report.max_total, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _reference_model_file(folder: Path) -> Path:
+    """Train the solution's submission model (the notebook's last step) and return its model.keras."""
+    path = folder / "model.keras"
+    code = ("import sys; from autograder.training import load_solution; from autograder.mnist_data import load_mnist;"
+            "import keras; s = load_solution(); (a, b), _ = load_mnist(); x, y = s.preprocess(a, b);"
+            "keras.utils.set_random_seed(1); m = s.compile_model(s.build_model());"
+            "m.fit(x, y, batch_size=100, epochs=int(sys.argv[2]), verbose=0); s.save_model(m, sys.argv[1])")
+    epochs = os.environ.get("AUTOGRADER_REFERENCE_MODEL_EPOCHS", "20")
+    result = subprocess.run([sys.executable, "-c", code, str(path), epochs], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_DIR), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if result.returncode != 0 or not path.exists():
+        raise ReferenceRunError(f"Training the solution's model.keras failed:\n{result.stderr[-3000:]}")
+    return path
+
+
+def run(action: str, *, settings: Settings, seeds: int = 3, epochs: int = 20, output: Path | None = None,
+        retrain_runs: int = 5) -> dict:
+    """Compute and store reference scores; ``action`` is train, retrain, grade or all."""
+    output = Path(output or REFERENCE_PATH)
+    data = json.loads(output.read_text()) if output.exists() else {}
+    if action in ("train", "all"):
+        data.update(train_reference(seeds=seeds, epochs=epochs))
+    if action in ("retrain", "all"):
+        data["retrain"] = retrain_reference(settings=settings, runs=retrain_runs)
+    data["machine"] = machine()
+    data["generated_by"] = f"python -m autograder reference {action}"
+    data["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {output}", file=sys.stderr)
+    if action in ("grade", "all"):
+        result = grade_solution(settings=settings)
+        print(f"the solution scores {result['total']:g}/{result['max_total']:g} ({result['seconds']} s)", file=sys.stderr)
+        data["solution_grade"] = result
+        output.write_text(json.dumps(data, indent=1) + "\n")
+    return data

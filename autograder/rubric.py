@@ -1,0 +1,84 @@
+"""Load and check the hidden rubric (graders/rubric.toml): items, points, thresholds, retrain budget."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .inputs import RetrainBudget
+from .settings import PACKAGE_DIR
+
+RUBRIC_PATH = PACKAGE_DIR / "graders" / "rubric.toml"
+# Summary columns, in the order of the assignment.
+FUNCTIONS = ("preprocess", "build_model", "compile_model", "minibatches", "train_one_epoch", "train_model",
+             "forward_loop", "forward_matrix", "evaluate_model", "predict_digits", "save_model", "load_model",
+             "trained_model")
+
+
+class RubricError(ValueError):
+    """The rubric file is inconsistent: an instructor's mistake, reported before anything is graded."""
+
+
+@dataclass(frozen=True)
+class RubricItem:
+    id: str
+    name: str
+    points: float
+
+    @property
+    def function(self) -> str:
+        return self.name.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class Rubric:
+    items: tuple[RubricItem, ...]
+    total: float
+    thresholds: dict
+    retrain: RetrainBudget
+    path: Path
+
+    def item(self, rubric_id: str) -> RubricItem:
+        for item in self.items:
+            if item.id == rubric_id:
+                return item
+        raise KeyError(rubric_id)
+
+    def points_by_function(self) -> dict[str, float]:
+        totals = {name: 0.0 for name in FUNCTIONS}
+        for item in self.items:
+            totals[item.function] += item.points
+        return totals
+
+
+def load_rubric(path: Path = RUBRIC_PATH) -> Rubric:
+    """Read the rubric and check it: unique ids, names that start with a graded function, points summing to total.
+
+    Raises:
+        RubricError: with the line to fix.
+    """
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise RubricError(f"Cannot read the rubric {path}: {error}") from None
+    items, seen = [], set()
+    for raw in data.get("item", []):
+        rubric_id, name, points = raw.get("id"), raw.get("name"), raw.get("points")
+        if not isinstance(rubric_id, str) or not isinstance(name, str) or not isinstance(points, (int, float)):
+            raise RubricError(f"{path}: every [[item]] needs id (text), name (text) and points (number); got {raw}")
+        if rubric_id in seen:
+            raise RubricError(f"{path}: the id {rubric_id!r} appears twice")
+        seen.add(rubric_id)
+        item = RubricItem(rubric_id, name, float(points))
+        if item.function not in FUNCTIONS or not rubric_id.startswith(item.function + "."):
+            raise RubricError(f"{path}: item {rubric_id!r}: its name must start with one of {FUNCTIONS} and a colon, "
+                              f"and its id with the same function name and a dot")
+        if points < 0:
+            raise RubricError(f"{path}: item {rubric_id!r} has negative points")
+        items.append(item)
+    total = float(data.get("assignment", {}).get("total", 100))
+    if abs(sum(item.points for item in items) - total) > 1e-9:
+        raise RubricError(f"{path}: the items' points sum to {sum(i.points for i in items):g}, but total is {total:g}")
+    retrain = RetrainBudget(**data.get("retrain", {}))
+    return Rubric(tuple(items), total, dict(data.get("thresholds", {})), retrain, Path(path))

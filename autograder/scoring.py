@@ -1,0 +1,147 @@
+"""Artifacts -> scores: run the hidden pytest graders over one submission's artifacts.
+
+``score()`` runs pytest in this (trusted) process with a plugin that maps each test to its rubric
+item and records points, status and the student-facing message. `grade.py` calls it in a fresh
+subprocess per submission (``python -m autograder.scoring``) so pytest's module state never carries
+from one student to the next. No Keras here, no student code: only files read through `Artifacts`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from contextlib import redirect_stdout
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .artifacts import Artifacts, ProbeFailed
+from .graders.checks import CONTEXT_KEY, CREDIT_KEY, Credit, Mismatch
+from .inputs import GradingInputs
+from .reference_scores import Thresholds
+from .rubric import Rubric, load_rubric
+
+GRADERS_DIR = Path(__file__).resolve().parent / "graders"
+
+
+@dataclass
+class TestOutcome:
+    rubric_id: str
+    name: str
+    function: str
+    score: float
+    max_score: float
+    status: str                 # "passed" or "failed"
+    output: str                 # what the student reads
+    question: str = ""
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GradingContext:
+    artifacts: Artifacts
+    inputs: GradingInputs
+    rubric: Rubric
+    thresholds: Thresholds
+    intake: dict
+
+
+class ScoringPlugin:
+    """Collects one outcome per rubric item from the graders' reports."""
+
+    def __init__(self, context: GradingContext):
+        self.context = context
+        self.outcomes: dict[str, TestOutcome] = {}
+        self.internal_errors: list[str] = []
+
+    def pytest_configure(self, config):
+        config.stash[CONTEXT_KEY] = self.context
+        config.addinivalue_line("markers", "rubric(id): the rubric item this grader scores")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = (yield).get_result()
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self._record(item, call, report)
+
+    def _record(self, item, call, report) -> None:
+        marker = item.get_closest_marker("rubric")
+        if marker is None:
+            self.internal_errors.append(f"{item.nodeid} has no rubric marker")
+            return
+        rubric_item = self.context.rubric.item(marker.args[0])
+        question = (item.function.__doc__ or "").strip().splitlines()[0] if item.function.__doc__ else ""
+        credit: Credit = item.stash.get(CREDIT_KEY, Credit())
+        fraction, message, flags = 1.0, "", list(credit.flags)
+        if report.skipped:
+            fraction, message = 0.0, "This check was not run."
+            flags.append("grader_error")
+        elif report.failed:
+            error = call.excinfo.value if call.excinfo else None
+            fraction = 0.0
+            if isinstance(error, (Mismatch, ProbeFailed)):
+                message = str(error)
+                if getattr(error, "flag", None):
+                    flags.append(error.flag)
+            else:  # our bug: keep the traceback for the TA, tell the student nothing misleading
+                message = "The autograder could not run this check (an internal error); your TA has been told."
+                flags.append("grader_error")
+                self.internal_errors.append(f"{item.nodeid}: {report.longreprtext[-3000:]}")
+        elif credit.fraction is not None:
+            fraction, message = credit.fraction, credit.message
+        fraction = min(1.0, max(0.0, fraction))
+        self.outcomes[rubric_item.id] = TestOutcome(
+            rubric_id=rubric_item.id, name=rubric_item.name, function=rubric_item.function,
+            score=round(rubric_item.points * fraction, 4), max_score=rubric_item.points,
+            status="passed" if fraction >= 1.0 else "failed", output=message or credit.note, question=question,
+            flags=sorted(set(flags)))
+
+
+def score(context: GradingContext) -> tuple[list[TestOutcome], list[str]]:
+    """Run every grader; return one outcome per rubric item (missing ones score 0) and internal errors."""
+    plugin = ScoringPlugin(context)
+    args = [str(GRADERS_DIR), "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short",
+            "-c", os.devnull, "--rootdir", str(GRADERS_DIR), "-W", "ignore::DeprecationWarning"]
+    with redirect_stdout(io.StringIO()):
+        pytest.main(args, plugins=[plugin])
+    outcomes = []
+    for item in context.rubric.items:
+        outcome = plugin.outcomes.get(item.id)
+        if outcome is None:
+            plugin.internal_errors.append(f"no grader reported rubric item {item.id}")
+            outcome = TestOutcome(item.id, item.name, item.function, 0.0, item.points, "failed",
+                                  "The autograder could not run this check; your TA has been told.",
+                                  flags=["grader_error"])
+        outcomes.append(outcome)
+    return outcomes, plugin.internal_errors
+
+
+def main(argv=None) -> int:
+    """``python -m autograder.scoring --artifacts A --inputs I --intake F --thresholds T --out scores.json``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--artifacts", type=Path, required=True)
+    parser.add_argument("--inputs", type=Path, required=True)
+    parser.add_argument("--intake", type=Path, required=True)
+    parser.add_argument("--thresholds", type=Path, required=True)
+    parser.add_argument("--rubric", type=Path, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    rubric = load_rubric(args.rubric) if args.rubric else load_rubric()
+    context = GradingContext(
+        artifacts=Artifacts(args.artifacts), inputs=GradingInputs(args.inputs), rubric=rubric,
+        thresholds=Thresholds(**json.loads(args.thresholds.read_text())),
+        intake=json.loads(args.intake.read_text()))
+    outcomes, internal_errors = score(context)
+    payload = {"tests": [asdict(o) for o in outcomes], "internal_errors": internal_errors}
+    temporary = args.out.with_suffix(".tmp")
+    temporary.write_text(json.dumps(payload, indent=1))
+    os.replace(temporary, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
