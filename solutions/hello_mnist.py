@@ -7,8 +7,7 @@ and the autograder checks each one. Keep the function names and parameter names 
     build_model -> compile_model -> train_model (or train_one_epoch by hand) -> evaluate_model / predict_digits
     save_model / load_model keep the trained network between sessions.
 
-Every graded body sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; in your copy it is
-``raise NotImplementedError``. Replace that line with your code.
+In your copy every graded body is ``raise NotImplementedError(...)``: replace that line with your code.
 """
 
 import numpy as np

@@ -1,0 +1,329 @@
+"""Test submissions: realistic mistakes built from the instructor's solution, raw broken inputs, attacks.
+
+Layout (each folder's name says what it is):
+
+    tests/submissions/mistakes/<name>/mutation.py   functions that replace the solution's (one mistake)
+    tests/submissions/broken/<name>/...             a raw submission folder (syntax error, notebook, ...)
+    tests/submissions/attacks/<name>/...            hostile code, as a mutation.py or a raw folder
+    .../<name>/expected.toml                        the scores and flags the grader must give
+
+``expected.toml``:
+
+    description = "what the student did wrong"
+    model = true                 # submit examples/model.keras with it (false: no model file)
+    kind = "folder"              # or "zip" / "file": how the submission is handed in
+    source = true                # write hello_mnist.py (false: only the folder's own files)
+    stub = false                 # hand in the released stub instead of the solution
+    encoding = "utf-8"           # how hello_mnist.py is saved
+    rename = "hello_mnist.py"    # the module's file name
+    build = "zip_bomb"           # a builder below makes the rest (archives, model files)
+    [[edit]]                     # text edits of the solution: find -> replace
+    find = "..."
+    replace = "..."
+    [scores]                     # points per graded function; functions not listed expect full marks
+    build_model = 10
+    [flags]
+    required = ["import_error"]  # flags the TA must see
+
+Run ``python tests/submissions/factory.py --examples`` to regenerate ``examples/submissions/`` (the
+README's demo) and, with ``--train-model``, the example ``model.keras`` they submit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import shutil
+import sys
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+SOLUTION = REPO / "solutions" / "hello_mnist.py"
+EXAMPLES = REPO / "examples"
+EXAMPLE_MODEL = EXAMPLES / "model.keras"
+CATEGORIES = ("mistakes", "broken", "attacks")
+# The demo grades the solution and a few common mistakes.
+DEMO = ("solution", "missing_softmax", "no_shuffle", "last_batch_dropped", "predict_probabilities",
+        "weights_only_save", "syntax_error")
+MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
+
+
+@dataclass
+class TestSubmission:
+    name: str
+    category: str
+    folder: Path
+    description: str
+    model: bool
+    kind: str
+    scores: dict[str, float] = field(default_factory=dict)
+    required_flags: list[str] = field(default_factory=list)
+    forbidden_flags: list[str] = field(default_factory=list)
+    max_seconds: float | None = None
+    spec: dict = field(default_factory=dict)
+
+
+def student_source() -> str:
+    """The solution as a student who completed every stub would hand it in: markers gone."""
+    return "".join(line for line in SOLUTION.read_text().splitlines(keepends=True) if not MARKER.match(line))
+
+
+def apply_mutation(source: str, mutation: str) -> str:
+    """Replace each function the mutation defines; append the rest (helpers, module-level code).
+
+    ``DELETE = ["name", ...]`` in the mutation removes those functions instead.
+    """
+    mutated = ast.parse(mutation)
+    lines = source.splitlines(keepends=True)
+    targets = {node.name: node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+    replacements, extra, deleted = {}, [], []
+    for node in mutated.body:
+        segment = ast.get_source_segment(mutation, node, padded=False)
+        if isinstance(node, ast.FunctionDef) and node.name in targets:
+            replacements[node.name] = segment + "\n"
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DELETE" for t in node.targets):
+            deleted = ast.literal_eval(node.value)
+        elif isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) \
+                and isinstance(node.value.value, str) and node is mutated.body[0]:
+            continue  # the mutation's own docstring
+        else:
+            extra.append(segment + "\n")
+    for name, node in sorted(targets.items(), key=lambda item: -item[1].lineno):
+        start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
+        if name in deleted:
+            lines[start:node.end_lineno] = []
+        elif name in replacements:
+            lines[start:node.end_lineno] = [replacements[name]]
+    text = "".join(lines)
+    return text + ("\n\n" + "\n".join(extra) if extra else "")
+
+
+def load(folder: Path) -> TestSubmission:
+    spec = tomllib.loads((folder / "expected.toml").read_text())
+    flags = spec.get("flags", {})
+    return TestSubmission(name=folder.name, category=folder.parent.name, folder=folder,
+                          description=spec["description"], model=bool(spec.get("model", True)),
+                          kind=spec.get("kind", "folder"), scores={k: float(v) for k, v in spec.get("scores", {}).items()},
+                          required_flags=list(flags.get("required", [])),
+                          forbidden_flags=list(flags.get("forbidden", [])),
+                          max_seconds=spec.get("max_seconds"), spec=spec)
+
+
+def catalogue(*categories: str) -> list[TestSubmission]:
+    found = []
+    for category in categories or CATEGORIES:
+        for folder in sorted((HERE / category).iterdir()):
+            if (folder / "expected.toml").is_file():
+                found.append(load(folder))
+    return found
+
+
+def module_source(submission: TestSubmission) -> str:
+    """The hello_mnist.py text of a test submission (solution, stub, mutation and edits applied)."""
+    if submission.spec.get("stub"):
+        sys.path.insert(0, str(REPO))
+        from autograder.release import strip_solutions
+        return strip_solutions(SOLUTION.read_text())
+    text = student_source()
+    mutation = submission.folder / "mutation.py"
+    if mutation.exists():
+        text = apply_mutation(text, mutation.read_text())
+    for edit in submission.spec.get("edit", []):
+        if edit["find"] not in text:
+            raise ValueError(f"{submission.name}: edit target {edit['find']!r} not in the solution")
+        text = text.replace(edit["find"], edit["replace"], 1)
+    header = (f"# Test submission {submission.category}/{submission.name}: {submission.description}\n"
+              f"# GENERATED from solutions/hello_mnist.py by tests/submissions/factory.py\n")
+    return header + text
+
+
+def materialize(submission: TestSubmission, destination: Path, *, model: Path | None = EXAMPLE_MODEL) -> Path:
+    """Write the submission as a student would hand it in; returns the path to give the grader."""
+    folder = destination / submission.name
+    folder.mkdir(parents=True, exist_ok=True)
+    if submission.spec.get("source", True):
+        name = submission.spec.get("rename", "hello_mnist.py")
+        encoding = submission.spec.get("encoding", "utf-8")
+        (folder / name).write_bytes(module_source(submission).encode(encoding))
+    for item in submission.folder.iterdir():
+        if item.name in ("expected.toml", "mutation.py", "__pycache__"):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, folder / item.name, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, folder / item.name, follow_symlinks=False)
+    if submission.model and model is not None and not (folder / "model.keras").exists():
+        shutil.copy(model, folder / "model.keras")
+    builder = submission.spec.get("build")
+    if builder:
+        return BUILDERS[builder](folder, destination, submission)
+    if submission.kind == "zip":
+        return zip_folder(folder, destination / f"{submission.name}.zip", submission.name)
+    if submission.kind == "file":
+        return folder / "hello_mnist.py"
+    return folder
+
+
+def zip_folder(folder: Path, archive: Path, prefix: str) -> Path:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        for item in sorted(folder.rglob("*")):
+            if item.is_file():
+                handle.write(item, f"{prefix}/{item.relative_to(folder)}")
+    shutil.rmtree(folder)
+    return archive
+
+
+# -- builders: inputs that cannot live as plain files in the repository -------------------------
+
+def _corrupt_zip(folder, destination, submission):
+    archive = destination / f"{submission.name}.zip"
+    archive.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    shutil.rmtree(folder)
+    return archive
+
+
+def _empty_zip(folder, destination, submission):
+    archive = destination / f"{submission.name}.zip"
+    zipfile.ZipFile(archive, "w").close()
+    shutil.rmtree(folder)
+    return archive
+
+
+def _zip_with_traversal(folder, destination, submission):
+    archive = destination / f"{submission.name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.write(folder / "hello_mnist.py", "work/hello_mnist.py")
+        handle.write(folder / "model.keras", "work/model.keras")
+        handle.writestr("../../escaped.py", "print('written outside the submission')\n")
+        handle.writestr("/tmp/absolute_escape.py", "print('absolute path')\n")
+        link = zipfile.ZipInfo("work/passwd_link")
+        link.external_attr = (0o120777 << 16)
+        handle.writestr(link, "/etc/passwd")
+    shutil.rmtree(folder)
+    return archive
+
+
+def _zip_bomb(folder, destination, submission):
+    archive = destination / f"{submission.name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.write(folder / "hello_mnist.py", "hello_mnist.py")
+        with handle.open(zipfile.ZipInfo("model.keras"), "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(1024):  # 1 GiB of zeros, about 1 MB compressed
+                member.write(block)
+    shutil.rmtree(folder)
+    return archive
+
+
+def _corrupt_model(folder, destination, submission):
+    data = EXAMPLE_MODEL.read_bytes()
+    (folder / "model.keras").write_bytes(data[: len(data) // 3])
+    return folder
+
+
+def _huge_module(folder, destination, submission):
+    path = folder / "hello_mnist.py"
+    path.write_text(path.read_text() + ("# " + "padding " * 16 + "\n") * 9000)
+    return folder
+
+
+def _keras_model(kind: str, path: Path) -> None:
+    """Models made with Keras, in a subprocess so this process stays free of Keras."""
+    code = f"""
+import keras, sys
+sys.path.insert(0, {str(REPO)!r})
+kind, path = {kind!r}, {str(path)!r}
+units = 5 if kind == "wrong_shape" else 10
+model = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(64, activation="relu"),
+                          keras.layers.Dense(units, activation="softmax")])
+if kind == "legacy_h5":
+    model.save(path + ".h5")
+    import os; os.replace(path + ".h5", path)
+else:
+    model.save(path)
+"""
+    import subprocess
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def _model_builder(kind):
+    def build(folder, destination, submission):
+        _keras_model(kind, folder / "model.keras")
+        return folder
+    return build
+
+
+BUILDERS = {
+    "corrupt_zip": _corrupt_zip,
+    "empty_zip": _empty_zip,
+    "zip_with_traversal": _zip_with_traversal,
+    "zip_bomb": _zip_bomb,
+    "corrupt_model": _corrupt_model,
+    "huge_module": _huge_module,
+    "legacy_h5_model": _model_builder("legacy_h5"),
+    "wrong_shape_model": _model_builder("wrong_shape"),
+    "untrained_model": _model_builder("untrained"),
+}
+
+
+def build_examples(*, train_model: bool) -> None:
+    """Regenerate examples/submissions (committed) from the solution and the demo's mistakes."""
+    if train_model or not EXAMPLE_MODEL.exists():
+        train_example_model()
+    target = EXAMPLES / "submissions"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    solution = target / "solution"
+    solution.mkdir()
+    (solution / "hello_mnist.py").write_text(
+        "# Example submission: the instructor's solution as a student would hand it in.\n"
+        "# GENERATED from solutions/hello_mnist.py by tests/submissions/factory.py --examples\n" + student_source())
+    shutil.copy(EXAMPLE_MODEL, solution / "model.keras")
+    by_name = {s.name: s for s in catalogue()}
+    for name in DEMO[1:]:
+        materialize(by_name[name], target)
+
+
+def train_example_model() -> None:
+    """The notebook's last step with the lecture's settings: 20 epochs of the default network, saved."""
+    sys.path.insert(0, str(REPO))
+    import keras
+    from autograder.mnist_data import load_mnist
+    from autograder.training import load_solution
+    solution = load_solution()
+    (x_train, y_train), (x_test, y_test) = load_mnist()
+    x, y = solution.preprocess(x_train, y_train)
+    keras.utils.set_random_seed(1)
+    model = solution.compile_model(solution.build_model())
+    solution.train_model(model, x, y, batch_size=100, epochs=20)
+    print("test loss and accuracy:", solution.evaluate_model(model, *solution.preprocess(x_test, y_test)))
+    EXAMPLE_MODEL.parent.mkdir(parents=True, exist_ok=True)
+    # Without the optimizer's state the file is a third of the size; the grader only needs the weights.
+    bare = solution.build_model()  # uncompiled: no optimizer variables in the file
+    bare.set_weights(model.get_weights())
+    solution.save_model(bare, str(EXAMPLE_MODEL))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--examples", action="store_true", help="regenerate examples/submissions")
+    parser.add_argument("--train-model", action="store_true", help="also retrain examples/model.keras")
+    parser.add_argument("--materialize", type=Path, help="write every test submission into this folder")
+    args = parser.parse_args(argv)
+    if args.examples:
+        build_examples(train_model=args.train_model)
+    if args.materialize:
+        for submission in catalogue():
+            print(materialize(submission, args.materialize))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

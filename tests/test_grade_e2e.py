@@ -1,0 +1,89 @@
+"""End to end: a class of real submission folders (realistic mistakes and broken inputs) graded through
+the real sandbox, with every function's score, the flags, the files and the gradebook checked."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+import factory
+from conftest import grade_paths
+
+pytestmark = pytest.mark.slow
+
+FUNCTIONS = ("preprocess", "build_model", "compile_model", "minibatches", "train_one_epoch", "train_model",
+             "forward_loop", "forward_matrix", "evaluate_model", "predict_digits", "save_model", "load_model",
+             "trained_model")
+CLASS = factory.catalogue("mistakes", "broken")
+
+
+@pytest.fixture(scope="module")
+def graded(materialized, settings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("class")
+    paths = [materialized[s.name] for s in CLASS]
+    return out, grade_paths(paths, out, settings)
+
+
+def full_marks():
+    from autograder.rubric import load_rubric
+    return load_rubric().points_by_function()
+
+
+@pytest.mark.parametrize("submission", CLASS, ids=[s.name for s in CLASS])
+def test_each_function_scores_as_expected(graded, submission):
+    _, outcomes = graded
+    report = outcomes[submission.name].report
+    scores = report.by_function()
+    expected = {name: submission.scores.get(name, full) for name, full in full_marks().items()}
+    actual = {name: scores[name][0] for name in FUNCTIONS}
+    wrong = {name: (actual[name], expected[name]) for name in FUNCTIONS if abs(actual[name] - expected[name]) > 0.01}
+    details = {t["name"]: t["output"] for t in report.tests if t["status"] != "passed"}
+    assert not wrong, f"{submission.description}: (actual, expected) {wrong}; failed checks: {details}"
+    for flag in submission.required_flags:
+        assert any(f == flag or f.startswith(flag + ":") for f in report.flags), (flag, report.flags)
+    assert "grader_error" not in report.flags, report.flags
+
+
+@pytest.mark.parametrize("submission", CLASS, ids=[s.name for s in CLASS])
+def test_feedback_and_results_are_written(graded, submission):
+    out, _ = graded
+    folder = out / submission.name
+    results = json.loads((folder / "results.json").read_text())
+    assert {"score", "execution_time", "output", "tests"} <= set(results)
+    for test in results["tests"]:
+        assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
+        assert test["name"].split(":")[0] in FUNCTIONS
+        assert test["status"] in ("passed", "failed")
+        if test["status"] == "failed":
+            assert test["output"].strip(), f"a failed check without an explanation: {test['name']}"
+    feedback = (folder / "feedback.md").read_text()
+    assert f"Score: {results['score']:g} / 100" in feedback
+    html = (folder / "feedback.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html
+
+
+def test_class_summary_and_gradebook(graded):
+    from autograder.gradebook import open_gradebook
+    out, outcomes = graded
+    with open(out / "summary.csv") as handle:
+        rows = {row["submission"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {s.name for s in CLASS}
+    for name, outcome in outcomes.items():
+        assert float(rows[name]["total"]) == pytest.approx(outcome.report.total)
+    with open(out / "test_pass_rates.csv") as handle:
+        rates = list(csv.DictReader(handle))
+    assert len(rates) == len(full_marks()) or len(rates) >= 30
+    book = open_gradebook(None, out)
+    assert book.counts()["grades"] == len(CLASS)
+    exported = list(csv.DictReader(book.export_csv().splitlines()))
+    assert {row["submission"] for row in exported} == {s.name for s in CLASS}
+
+
+def test_feedback_never_shows_grader_internals(graded):
+    out, _ = graded
+    for submission in CLASS:
+        text = (out / submission.name / "feedback.md").read_text()
+        for secret in ("def test_", "autograder/graders", "reference_scores", "assert ", "Traceback"):
+            assert secret not in text, (submission.name, secret)

@@ -1,0 +1,44 @@
+"""The rubric and the graders agree: one grader per item, points summing to 100, names the contract allows."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from autograder.rubric import FUNCTIONS, RubricError, load_rubric
+from autograder.scoring import GRADERS_DIR
+
+
+def grader_marks():
+    marks = {}
+    for path in sorted(GRADERS_DIR.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                for decorator in node.decorator_list:
+                    if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", "") == "rubric":
+                        marks.setdefault(decorator.args[0].value, []).append(f"{path.name}::{node.name}")
+                assert ast.get_docstring(node), f"{path.name}::{node.name} needs a docstring (the student's question)"
+    return marks
+
+
+def test_every_rubric_item_has_exactly_one_grader():
+    rubric = load_rubric()
+    marks = grader_marks()
+    ids = {item.id for item in rubric.items}
+    assert set(marks) == ids, f"graders without an item: {set(marks) - ids}; items without a grader: {ids - set(marks)}"
+    assert all(len(tests) == 1 for tests in marks.values()), marks
+
+
+def test_points_total_one_hundred_and_names_start_with_a_function():
+    rubric = load_rubric()
+    assert rubric.total == 100 and sum(item.points for item in rubric.items) == 100
+    assert set(rubric.points_by_function()) == set(FUNCTIONS)
+    for item in rubric.items:
+        assert item.name.startswith(item.function + ": ")
+
+
+def test_an_inconsistent_rubric_is_refused(tmp_path):
+    text = Path(load_rubric().path).read_text().replace("points = 3", "points = 4", 1)
+    (tmp_path / "rubric.toml").write_text(text)
+    with pytest.raises(RubricError, match="sum to 101"):
+        load_rubric(tmp_path / "rubric.toml")
