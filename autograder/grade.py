@@ -32,7 +32,8 @@ from .report import (SubmissionReport, build_report, class_table, pass_rates_csv
                      write_atomic, write_submission_files)
 from .rubric import Rubric, load_rubric
 from .sandbox import isolation
-from .sandbox.runner import run_probes
+from .sandbox.pool import WarmPool, WorkerUnavailable
+from .sandbox.runner import SandboxError, run_probes
 from .settings import PACKAGE_DIR, Settings
 from .submissions import Submission, discover, stage
 
@@ -155,6 +156,7 @@ def _prepare_inputs(private: Path, rubric: Rubric) -> GradingInputs:
 def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, settings, book, run_id, stamp,
                regrade, progress) -> list[GradeOutcome]:
     jobs = settings.resolved_jobs()
+    pool = _warm_pool(settings, inputs, private)
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(jobs):
         slots.put(slot)
@@ -165,23 +167,48 @@ def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, set
         slot = slots.get()
         try:
             return grade_one(submission, out_dir=out_dir, private=private, inputs=inputs, rubric=rubric,
-                             settings=settings, book=book, run_id=run_id, stamp=stamp, regrade=regrade, slot=slot)
+                             settings=settings, book=book, run_id=run_id, stamp=stamp, regrade=regrade, slot=slot,
+                             worker=_worker(pool, slot))
         finally:
             slots.put(slot)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(work, submission): submission for submission in found}
-        for future in as_completed(futures):
-            outcome = future.result()  # a GraderError here stops the batch: it is ours, not the student's
-            results[futures[future].name] = outcome
-            bar.advance(outcome)
-    bar.close()
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as executor:
+            futures = {executor.submit(work, submission): submission for submission in found}
+            for future in as_completed(futures):
+                outcome = future.result()  # a GraderError here stops the batch: it is ours, not the student's
+                results[futures[future].name] = outcome
+                bar.advance(outcome)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
     return [results[s.name] for s in found]
+
+
+def _warm_pool(settings: Settings, inputs: GradingInputs, private: Path) -> WarmPool | None:
+    """Warm zygotes when allowed: root (namespaces without a user namespace) and a real sandbox."""
+    if not settings.warm_workers or settings.unsafe_no_sandbox or not isolation.is_root():
+        return None
+    return WarmPool(settings=settings, inputs_dir=inputs.public, root=private / "workers")
+
+
+def _worker(pool: WarmPool | None, slot: int):
+    if pool is None:
+        return None
+    worker = pool.worker(slot)
+    if not worker.alive:
+        try:
+            worker.start()
+        except WorkerUnavailable as error:
+            print(f"warning: {error}; grading slot {slot} with cold sandboxes", file=sys.stderr)
+            return None
+    return worker
 
 
 def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: GradingInputs, rubric: Rubric,
               settings: Settings, book: Gradebook, run_id: int, stamp: str, regrade: bool,
-              slot: int) -> GradeOutcome:
+              slot: int, worker=None) -> GradeOutcome:
     """Grade one submission through every stage; its own mistakes end up in its feedback."""
     started = time.perf_counter()
     timing = Timing()
@@ -205,8 +232,12 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
             (artifacts_dir / spec.name / "status.json").write_text(json.dumps({"skipped": True, "reason": reason}))
     if runnable:
         work_dir = _fresh(private / "work" / submission.name)
-        sandbox = run_probes(runnable, submission_dir=staged.directory, inputs_dir=inputs.public,
-                             artifacts_dir=artifacts_dir, work_dir=work_dir, settings=settings, slot=slot)
+        try:
+            sandbox = run_probes(runnable, submission_dir=staged.directory, inputs_dir=inputs.public,
+                                 artifacts_dir=artifacts_dir, work_dir=work_dir, settings=settings, slot=slot,
+                                 worker=worker)
+        except SandboxError as error:
+            raise GraderError(f"The sandbox failed before running {submission.name}'s code: {error}") from None
         flags += sandbox.flags
         timing.sandbox_startup = sandbox.startup_seconds[0] if sandbox.startup_seconds else 0.0
         timing.probes = {name: status.get("seconds") for name, status in sandbox.statuses.items()}

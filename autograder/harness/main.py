@@ -27,25 +27,44 @@ MAX_OUTPUT_BYTES = 64 * 1024
 
 
 def main(plan_path: str = "/sandbox/plan/plan.json") -> int:
-    with open(plan_path) as handle:
-        plan = json.load(handle)
-    _drop_privileges(plan.get("uid"))
-    for folder in ("out", "work", "home"):
-        os.makedirs(os.path.join(plan["scratch"], folder), mode=0o700, exist_ok=True)
-    # Keep the stream to the grader on a private descriptor; fd 1 points nowhere, so stray prints
-    # (ours or Keras's) can never corrupt the stream.
+    """Cold start: one sandbox, one submission. Imports Keras, then serves the plan."""
+    plan = load_plan(plan_path)
+    control = take_stdout()
+    started = time.perf_counter()
+    prepare(plan)
+    return serve(plan, control, startup_seconds=time.perf_counter() - started)
+
+
+def load_plan(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def take_stdout() -> int:
+    """Keep the stream to the grader on a private descriptor; fd 1 then points nowhere, so stray
+    prints (ours or Keras's) can never corrupt the stream."""
     control = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    _make_undumpable()
-    started = time.perf_counter()
+    os.close(devnull)
+    return control
+
+
+def prepare(plan: dict) -> None:
+    """Once per process that forks probes: drop to the slot's uid, become undumpable, import Keras."""
+    _drop_privileges(plan.get("uid"))
+    set_dumpable(False)
     _warm_up(plan)
-    send(control, "_startup", {"seconds": round(time.perf_counter() - started, 3),
-                               "pid": os.getpid(), "uid": os.getuid()}, [])
+
+
+def serve(plan: dict, control: int, *, startup_seconds: float) -> int:
+    """Run every probe of ``plan``, one forked child each, and stream a frame per probe."""
+    for folder in ("out", "work", "home"):
+        os.makedirs(os.path.join(plan["scratch"], folder), mode=0o700, exist_ok=True)
+    send(control, "_startup", {"seconds": round(startup_seconds, 3), "pid": os.getpid(), "uid": os.getuid()}, [])
     for spec in plan["probes"]:
         status, files = run_probe(spec, plan, control)
         send(control, spec["name"], status, files)
-    os.close(control)
     return 0
 
 
@@ -61,11 +80,11 @@ def _drop_privileges(uid) -> None:
         raise SystemExit("could not drop privileges")
 
 
-def _make_undumpable() -> None:
+def set_dumpable(dumpable: bool) -> None:
     # A non-dumpable process cannot be ptraced nor have /proc/<pid>/fd or /mem opened by its children,
     # so student code cannot reach the grader stream or this process's memory.
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, int(dumpable), 0, 0, 0)
     except (OSError, AttributeError):
         pass
 

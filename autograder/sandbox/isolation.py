@@ -30,6 +30,8 @@ INSIDE_INPUTS = "/sandbox/inputs"
 INSIDE_SCRATCH = "/tmp"
 BOOT = ("import sys; sys.path.insert(0, '/opt/grader'); "
         "from harness.main import main; sys.exit(main())")
+ZYGOTE_BOOT = ("import sys; sys.path.insert(0, '/opt/grader'); "
+               "from harness.zygote import run; sys.exit(run())")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group")
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
 
@@ -121,14 +123,24 @@ def rlimits(settings: Settings) -> list[str]:
             "--"]
 
 
-def bwrap_command(settings: Settings, *, submission_dir: Path, inputs_dir: Path) -> list[str]:
+def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: str, zygote: bool = False) -> list[str]:
+    """bwrap argv running ``boot`` (Python source) with the harness and ``binds`` (host, inside) read-only.
+
+    ``zygote``: the warm worker, whose children create their own user namespaces (harness/isolate.py)
+    and then forbid any further one; a cold sandbox forbids them from the start.
+    """
     if is_root():
         # Privileged bwrap: no user namespace; the supervisor keeps only SETUID/SETGID to drop to the
         # slot's uid at once (harness/main.py), after which it and its children hold no capabilities.
         namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                       "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        if zygote:  # to create each submission's namespaces and mounts; its children drop it (isolate.py)
+            namespaces += ["--cap-add", "CAP_SYS_ADMIN"]
     else:
-        namespaces = ["--unshare-all", "--disable-userns"]
+        namespaces = ["--unshare-all"] + ([] if zygote else ["--disable-userns"])
+    mounts = []
+    for host, inside in binds:
+        mounts += traversable_parents(inside) + ["--ro-bind", str(host), inside]
     return [
         "bwrap", *namespaces,
         "--die-with-parent", "--new-session", "--as-pid-1", "--hostname", "sandbox",
@@ -136,19 +148,19 @@ def bwrap_command(settings: Settings, *, submission_dir: Path, inputs_dir: Path)
         "--perms", "1777", "--size", str(settings.scratch_mb * 1024 * 1024), "--tmpfs", INSIDE_SCRATCH,
         *interpreter_binds(),  # after the tmpfs: a virtual environment may live under /tmp
         *traversable_parents(INSIDE_HARNESS), "--ro-bind", str(HARNESS_DIR), INSIDE_HARNESS,
-        *traversable_parents(INSIDE_SUBMISSION), "--ro-bind", str(submission_dir), INSIDE_SUBMISSION,
-        "--ro-bind", str(inputs_dir), INSIDE_INPUTS,
+        *mounts,
         "--proc", "/proc", "--dev", "/dev",
         "--remount-ro", "/",
         "--chdir", INSIDE_SCRATCH,
         *environment(settings),
-        sys.executable, "-I", "-c", BOOT,
+        sys.executable, "-I", "-c", boot,
     ]
 
 
-def command(settings: Settings, *, submission_dir: Path, inputs_dir: Path, slot: int) -> list[str]:
-    """The full argv that runs the supervisor for one submission in slot ``slot``."""
-    argv = rlimits(settings) + bwrap_command(settings, submission_dir=submission_dir, inputs_dir=inputs_dir)
+def command(settings: Settings, *, binds: list[tuple[Path, str]], slot: int, zygote: bool = False) -> list[str]:
+    """The full argv for slot ``slot``: cgroup (when available), rlimits, bwrap, the harness."""
+    boot = ZYGOTE_BOOT if zygote else BOOT
+    argv = rlimits(settings) + bwrap_command(settings, binds=binds, boot=boot, zygote=zygote)
     cgroup = memory_cgroup(settings, slot)
     if cgroup is not None:
         # Join the cgroup first, then exec the rest: every process of the sandbox is accounted there.

@@ -9,6 +9,7 @@ never ran when the sandbox died early, so one fatal function costs only its own 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -53,7 +54,7 @@ class SandboxResult:
 
 
 def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Path, artifacts_dir: Path,
-               work_dir: Path, settings: Settings, slot: int) -> SandboxResult:
+               work_dir: Path, settings: Settings, slot: int, worker=None) -> SandboxResult:
     """Run ``probes`` for one staged submission; never raises for anything the submission does.
 
     Args:
@@ -64,17 +65,25 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
         work_dir: a private folder of the grader for the plan file and logs (created).
         settings: limits and isolation switches.
         slot: the worker slot; picks the sandbox uid and memory cgroup.
+        worker: a `pool.WarmWorker` for this slot (a warm zygote), or None for a cold sandbox.
+
+    Raises:
+        SandboxError: the sandbox itself could not start (before any student code ran).
     """
     artifacts_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
     result = SandboxResult()
     started = time.perf_counter()
     remaining = list(probes)
     while remaining and result.launches < MAX_LAUNCHES:
         result.launches += 1
-        received = _launch(remaining, submission_dir=submission_dir, inputs_dir=inputs_dir,
-                           artifacts_dir=artifacts_dir, work_dir=work_dir, settings=settings, slot=slot,
-                           result=result)
-        pending = [spec for spec in remaining if spec.name not in received]
+        sink = FrameSink(remaining, artifacts_dir, result)
+        if worker is not None and not settings.unsafe_no_sandbox:
+            _launch_warm(worker, remaining, submission_dir=submission_dir, settings=settings, sink=sink)
+        else:
+            _launch_cold(remaining, submission_dir=submission_dir, inputs_dir=inputs_dir, work_dir=work_dir,
+                         settings=settings, slot=slot, sink=sink)
+        pending = [spec for spec in remaining if spec.name not in sink.received]
         if not pending:
             remaining = []
             break
@@ -91,52 +100,63 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
     return result
 
 
-def _launch(probes, *, submission_dir, inputs_dir, artifacts_dir, work_dir, settings, slot, result) -> set[str]:
-    work_dir.mkdir(parents=True, exist_ok=True)
+def _plan(probes, settings: Settings, *, scratch: str, paths: dict, uid) -> dict:
+    return {"probes": [{"name": p.name, "timeout_s": p.timeout_s, "params": p.params} for p in probes],
+            "scratch": scratch, "work_dir": f"{scratch}/work", "threads": settings.threads_per_job, "uid": uid,
+            **paths}
+
+
+def _budget(probes, settings: Settings) -> float:
+    return settings.startup_timeout_s + sum(p.timeout_s for p in probes) + 15.0
+
+
+def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, sink: "FrameSink") -> None:
+    plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=None,
+                 paths={"inputs": isolation.INSIDE_INPUTS})
+    outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
+    sink.result.stderr_tail = worker._stderr_tail()
+    if outcome == "timeout":
+        sink.result.flags.append("sandbox_wall_clock")
+    elif outcome == "broken" and not sink.started:
+        raise SandboxError(f"The warm sandbox did not start the submission:\n{sink.result.stderr_tail}")
+    elif outcome == "broken":
+        sink.result.flags.append("sandbox_exit")
+
+
+def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot, sink: "FrameSink") -> None:
+    result = sink.result
     plan_dir = work_dir / f"plan-{result.launches}"
     shutil.rmtree(plan_dir, ignore_errors=True)
     plan_dir.mkdir()
-    sandboxed = not settings.unsafe_no_sandbox
-    if sandboxed:
-        scratch = isolation.INSIDE_SCRATCH
-        paths = {"submission": isolation.INSIDE_SUBMISSION, "inputs": isolation.INSIDE_INPUTS}
-    else:
+    if settings.unsafe_no_sandbox:
         scratch = str(work_dir / f"scratch-{result.launches}")
         Path(scratch).mkdir(exist_ok=True)
-        paths = {"submission": str(submission_dir), "inputs": str(inputs_dir)}
-    plan = {
-        "probes": [{"name": p.name, "timeout_s": p.timeout_s, "params": p.params} for p in probes],
-        "scratch": scratch, "work_dir": f"{scratch}/work", "threads": settings.threads_per_job,
-        "uid": isolation.slot_uid(settings, slot) if sandboxed else None, **paths,
-    }
-    (plan_dir / "plan.json").write_text(json.dumps(plan))
-    os.chmod(plan_dir, 0o755)
-    os.chmod(plan_dir / "plan.json", 0o644)
-    if sandboxed:
-        argv = isolation.command(settings, submission_dir=submission_dir, inputs_dir=inputs_dir, slot=slot)
-        bind = ["--ro-bind", str(plan_dir), "/sandbox/plan"]
-        at = argv.index("--proc")
-        argv = argv[:at] + bind + argv[at:]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    else:
+        plan = _plan(probes, settings, scratch=scratch, uid=None,
+                     paths={"submission": str(submission_dir), "inputs": str(inputs_dir)})
         argv = [sys.executable, "-I", "-c",
                 f"import sys; sys.path.insert(0, {str(PACKAGE_DIR)!r}); from harness.main import main; "
                 f"sys.exit(main({str(plan_dir / 'plan.json')!r}))"]
         env = {**{k: v for k, v in os.environ.items() if k.startswith(("PATH", "LANG"))},
                "HOME": scratch, "KERAS_HOME": f"{scratch}/.keras", "KERAS_BACKEND": settings.backend,
                "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(settings.threads_per_job)}
-    budget = settings.startup_timeout_s + sum(p.timeout_s for p in probes) + 15.0
+    else:
+        plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=isolation.slot_uid(settings, slot),
+                     paths={"submission": isolation.INSIDE_SUBMISSION, "inputs": isolation.INSIDE_INPUTS})
+        argv = isolation.command(settings, slot=slot, binds=[
+            (submission_dir, isolation.INSIDE_SUBMISSION), (inputs_dir, isolation.INSIDE_INPUTS),
+            (plan_dir, "/sandbox/plan")])
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    (plan_dir / "plan.json").write_text(json.dumps(plan))
+    os.chmod(plan_dir, 0o755)
+    os.chmod(plan_dir / "plan.json", 0o644)
     stderr_path = work_dir / f"sandbox-stderr-{result.launches}.txt"
-    received: set[str] = set()
-    startups_before = len(result.startup_seconds)
     with open(stderr_path, "wb") as stderr_file:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_file,
                                    env=env, start_new_session=True, close_fds=True)
-        reader = threading.Thread(target=_read_frames, daemon=True,
-                                  args=(process.stdout, probes, artifacts_dir, result, received))
+        reader = threading.Thread(target=sink.read_stream, args=(process.stdout,), daemon=True)
         reader.start()
         try:
-            process.wait(timeout=budget)
+            process.wait(timeout=_budget(probes, settings))
         except subprocess.TimeoutExpired:
             result.flags.append("sandbox_wall_clock")
         finally:
@@ -148,14 +168,14 @@ def _launch(probes, *, submission_dir, inputs_dir, artifacts_dir, work_dir, sett
     with open(stderr_path, "rb") as handle:
         handle.seek(max(0, stderr_path.stat().st_size - MAX_STDERR_BYTES))
         result.stderr_tail = handle.read().decode("utf-8", "replace")
-    started_ok = len(result.startup_seconds) > startups_before
-    if not started_ok and "sandbox_wall_clock" not in result.flags:
+    if sink.disk_error is not None:
+        raise sink.disk_error
+    if not sink.started and "sandbox_wall_clock" not in result.flags:
         # No student code runs before the supervisor reports its start-up, so this is our failure.
         raise SandboxError(f"The sandbox did not start (exit code {process.returncode}). Its last words:\n"
                            + result.stderr_tail[-2000:])
-    if process.returncode not in (0, None) and len(received) < len(probes):
+    if process.returncode not in (0, None) and len(sink.received) < len(probes):
         result.flags.append("sandbox_exit")
-    return received
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -169,45 +189,69 @@ def _kill_group(process: subprocess.Popen) -> None:
         pass
 
 
-def _read_frames(stream, probes, artifacts_dir: Path, result: SandboxResult, received: set[str]) -> None:
-    expected = {p.name for p in probes}
-    total = 0
-    try:
-        while True:
-            frame = protocol.read_frame(stream, max_file_bytes=MAX_FILE_BYTES, max_frame_bytes=MAX_FRAME_BYTES)
-            if frame is None:
-                return
-            header, files = frame
-            name = header["probe"]
-            if name == "_startup":
-                seconds = header["status"].get("seconds")
-                if isinstance(seconds, (int, float)):
-                    result.startup_seconds.append(float(seconds))
-                continue
-            if name not in expected or name in received:
-                result.flags.append("protocol_violation")
-                return
-            total += sum(len(data) for _, data in files)
-            if total > MAX_TOTAL_BYTES:
-                result.flags.append("artifacts_too_large")
-                return
-            probe_dir = artifacts_dir / name
-            shutil.rmtree(probe_dir, ignore_errors=True)
-            probe_dir.mkdir(parents=True)
-            for file_name, data in files:
-                if file_name == "status.json":
-                    continue  # ours to write
+class FrameSink:
+    """Turns frames into ``artifacts/<probe>/`` files, refusing unexpected, repeated or oversized ones."""
+
+    def __init__(self, probes, artifacts_dir: Path, result: SandboxResult):
+        self.expected = {p.name for p in probes}
+        self.artifacts_dir, self.result = artifacts_dir, result
+        self.received: set[str] = set()
+        self.started = False
+        self.total = 0
+        self.closed = False
+        self.disk_error: OSError | None = None
+
+    def read_stream(self, stream) -> None:
+        try:
+            while not self.closed:
+                frame = protocol.read_frame(stream, max_file_bytes=MAX_FILE_BYTES, max_frame_bytes=MAX_FRAME_BYTES)
+                if frame is None:
+                    return
+                self.accept(*frame)
+        except protocol.ProtocolError:
+            self._violation()
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                self.disk_error = error  # the grader's disk, not the student's doing: re-raised by the caller
+            else:
+                self.result.flags.append("stream_error")
+        except ValueError:
+            self.result.flags.append("stream_error")
+
+    def accept(self, header: dict, files: list) -> None:
+        if self.closed:
+            return
+        name = header["probe"]
+        if name == "_startup":
+            self.started = True
+            seconds = header["status"].get("seconds")
+            if isinstance(seconds, (int, float)):
+                self.result.startup_seconds.append(float(seconds))
+            return
+        if name not in self.expected or name in self.received:
+            self._violation()
+            return
+        self.total += sum(len(data) for _, data in files)
+        if self.total > MAX_TOTAL_BYTES:
+            self.result.flags.append("artifacts_too_large")
+            self.closed = True
+            return
+        probe_dir = self.artifacts_dir / name
+        shutil.rmtree(probe_dir, ignore_errors=True)
+        probe_dir.mkdir(parents=True)
+        for file_name, data in files:
+            if file_name != "status.json":  # ours to write
                 (probe_dir / file_name).write_bytes(data)
-            status = {key: value for key, value in header["status"].items()
-                      if key in ("seconds", "timed_out", "exit_code", "signal", "left_behind", "timeout_s",
-                                 "dropped_files")}
-            result.statuses[name] = status
-            _write_status(artifacts_dir, name, status)
-            received.add(name)
-    except protocol.ProtocolError:
-        result.flags.append("protocol_violation")
-    except (OSError, ValueError):
-        result.flags.append("stream_error")
+        status = {key: value for key, value in header["status"].items()
+                  if key in ("seconds", "timed_out", "exit_code", "signal", "left_behind", "timeout_s",
+                             "dropped_files")}
+        self.result.statuses[name] = status
+        _write_status(self.artifacts_dir, name, status)
+        self.received.add(name)
+
+    def _violation(self) -> None:
+        self.result.flags.append("protocol_violation")
+        self.closed = True
 
 
 def _write_status(artifacts_dir: Path, name: str, status: dict) -> None:

@@ -1,0 +1,97 @@
+"""Per-submission namespaces for a process forked from the warm zygote (Linux syscalls through ctypes).
+
+``enter_private_namespaces()`` gives the calling, single-threaded process what a fresh bubblewrap
+sandbox gives: its own user, mount, PID, network, IPC and UTS namespaces, a fresh size-capped /tmp,
+a /proc that shows only its own PID namespace, no further user namespaces, and no capabilities. It
+returns in the *child* that is PID 1 of the new PID namespace. Nothing of an earlier submission is
+visible to it, and nothing it does outlives it: when that PID 1 exits the kernel kills the namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 1 << 18
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 24, 38, 1
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+LAST_CAPABILITY = 63
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class IsolationError(OSError):
+    pass
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise IsolationError(error, f"{what}: {os.strerror(error)}")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | None) -> None:
+    """Isolate this process (must be single-threaded: call it right after fork).
+
+    As root (privileged bwrap keeps CAP_SYS_ADMIN for the zygote), the namespaces are made without a
+    user namespace and the process then becomes ``uid``; as an ordinary user, a nested user namespace
+    provides the privileges for the mounts, and every capability is dropped afterwards.
+
+    Returns in a new process, PID 1 of a fresh PID namespace; the intermediate process waits for it
+    and exits with its status, so the caller's ``waitpid`` sees the submission's end.
+    """
+    as_root = os.geteuid() == 0
+    outer_uid, outer_gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    _check(_libc.unshare(flags if as_root else flags | CLONE_NEWUSER), "unshare")
+    if not as_root:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{outer_uid} {outer_uid} 1")  # the kernel still sees the slot's uid
+        _write("/proc/self/gid_map", f"{outer_gid} {outer_gid} 1")
+    # Mount changes stay in this namespace.
+    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    _check(_libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                       f"size={scratch_bytes},mode=1777".encode()), "mount tmpfs")
+    pid = os.fork()
+    if pid:  # the intermediate process: wait for the namespace's PID 1, pass its status on
+        _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    _check(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount proc")
+    if as_root:
+        if uid is None:
+            raise IsolationError(1, "refusing to run a submission as root: no slot uid given")
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # leaving uid 0 clears every capability
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    else:
+        _write("/proc/sys/user/max_user_namespaces", "0")  # no nested user namespace to regain capabilities
+        _drop_capabilities()
+
+
+def _drop_capabilities() -> None:
+    for capability in range(LAST_CAPABILITY + 1):
+        _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)  # unknown numbers fail harmlessly
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header, data = Header(LINUX_CAPABILITY_VERSION_3, 0), (Data * 2)()
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")

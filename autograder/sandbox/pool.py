@@ -1,0 +1,158 @@
+"""Warm workers: one zygote sandbox per slot that imports Keras once and serves many submissions.
+
+Each job stages the submission into the slot's inbox (bound read-only into the worker), writes the
+plan there, and asks the zygote to serve it in a freshly isolated child (``harness/zygote.py``). The
+frames come back on the worker's stdout like a cold sandbox's, ending with ``_done``. A worker that
+misbehaves (a timeout, a broken stream, a crash) is killed whole and replaced by a fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from ..harness import protocol
+from ..settings import Settings
+from . import isolation
+
+INBOX = "/sandbox/inbox"
+WORKER_FILE = "worker.json"
+
+
+class WorkerUnavailable(RuntimeError):
+    """The warm worker could not start; the caller falls back to a cold sandbox."""
+
+
+class WarmWorker:
+    """A zygote in its own sandbox, for one slot; not thread-safe (one job at a time per slot)."""
+
+    def __init__(self, *, settings: Settings, slot: int, inputs_dir: Path, root: Path):
+        self.settings, self.slot, self.inputs_dir = settings, slot, inputs_dir
+        self.home = root / f"slot-{slot}"
+        self.inbox = self.home / "inbox"
+        self.process: subprocess.Popen | None = None
+        self.ready_seconds: float | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+        self.inbox.mkdir(parents=True)
+        for folder in (self.home, self.inbox):
+            os.chmod(folder, 0o755)
+        worker = {"uid": isolation.slot_uid(self.settings, self.slot), "threads": self.settings.threads_per_job,
+                  "scratch": isolation.INSIDE_SCRATCH, "scratch_bytes": self.settings.scratch_mb * 2**20}
+        config = self.home / "config"
+        config.mkdir()
+        (config / WORKER_FILE).write_text(json.dumps(worker))
+        os.chmod(config, 0o755)
+        os.chmod(config / WORKER_FILE, 0o644)
+        argv = isolation.command(self.settings, slot=self.slot, zygote=True, binds=[
+            (self.inputs_dir, isolation.INSIDE_INPUTS), (self.inbox, INBOX), (config, "/sandbox/config")])
+        self.stderr = open(self.home / "stderr.txt", "wb")
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                                        start_new_session=True, close_fds=True)
+        frame = self._read_with_timeout(self.settings.startup_timeout_s)
+        if frame is None or frame[0]["probe"] != "_ready":
+            self.stop()
+            raise WorkerUnavailable(f"the warm worker of slot {self.slot} did not start: {self._stderr_tail()}")
+        self.ready_seconds = frame[0]["status"].get("seconds")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.process.wait()
+            for stream in (self.process.stdin, self.process.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            self.stderr.close()
+            self.process = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # -- one submission ---------------------------------------------------------------------------
+    def serve(self, plan: dict, submission_dir: Path, *, budget: float, on_frame) -> str:
+        """Run ``plan`` on the staged submission; call ``on_frame(header, files)`` per probe frame.
+
+        Returns ``"done"``, ``"timeout"`` or ``"broken"`` (the worker was killed and must restart).
+        """
+        if not self.alive:
+            self.start()
+        for item in self.inbox.iterdir():
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+        staged = self.inbox / "submission"
+        shutil.copytree(submission_dir, staged)
+        os.chmod(staged, 0o755)
+        plan = {**plan, "submission": f"{INBOX}/submission"}
+        (self.inbox / "plan.json").write_text(json.dumps(plan))
+        os.chmod(self.inbox / "plan.json", 0o644)
+        self.process.stdin.write(f"{INBOX}/plan.json\n".encode())
+        self.process.stdin.flush()
+        deadline = time.monotonic() + budget
+        while True:
+            frame = self._read_with_timeout(max(0.0, deadline - time.monotonic()))
+            if frame is None:
+                outcome = "timeout" if time.monotonic() >= deadline else "broken"
+                self.stop()
+                return outcome
+            header, files = frame
+            if header["probe"] == "_done":
+                return "done"
+            on_frame(header, files)
+
+    def _read_with_timeout(self, seconds: float):
+        """One frame, or None on timeout or a broken stream (the reader thread is abandoned with the worker)."""
+        box: list = []
+
+        def read():
+            try:
+                box.append(protocol.read_frame(self.process.stdout, max_file_bytes=2**26, max_frame_bytes=2**28))
+            except (protocol.ProtocolError, OSError, ValueError) as error:
+                box.append(error)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(seconds)
+        if reader.is_alive() or not box or not isinstance(box[0], tuple):
+            return None
+        return box[0]
+
+    def _stderr_tail(self) -> str:
+        try:
+            return (self.home / "stderr.txt").read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+
+class WarmPool:
+    """One warm worker per slot, started lazily; ``close()`` stops them all."""
+
+    def __init__(self, *, settings: Settings, inputs_dir: Path, root: Path):
+        self.settings, self.inputs_dir, self.root = settings, inputs_dir, root
+        self.workers: dict[int, WarmWorker] = {}
+        self.lock = threading.Lock()
+
+    def worker(self, slot: int) -> WarmWorker:
+        with self.lock:
+            if slot not in self.workers:
+                self.workers[slot] = WarmWorker(settings=self.settings, slot=slot, inputs_dir=self.inputs_dir,
+                                                root=self.root)
+            return self.workers[slot]
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
