@@ -8,6 +8,7 @@ are complete, so a crash leaves either the whole grade or none of it.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import socket
@@ -162,6 +163,8 @@ class Gradebook:
             with self._lock, self.engine.begin() as connection:
                 yield connection
         except SQLAlchemyError as error:
+            if "full" in str(error).lower():  # SQLite's "database or disk is full"
+                raise OSError(errno.ENOSPC, f"No space left for the gradebook {self.url}") from error
             raise GradebookError(f"Could not write to the gradebook {self.url}: {error}") from error
 
 

@@ -56,6 +56,11 @@ class GradingInputs:
         with np.load(self.trusted / f"{name}.npz", allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
 
+    def labelled(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A trusted evaluation set ("test" or "retrain_eval") as flat float inputs and integer labels."""
+        data = self.trusted_arrays(name)
+        return data["images"].astype(np.float32) / 255.0, data["labels"]
+
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(NUM_CLASSES, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
@@ -117,9 +122,12 @@ def build_inputs(root: Path, *, retrain: RetrainBudget, seed: int = 2016, permut
     secret = np.random.default_rng(permutation_seed if permutation_seed is not None else secrets.randbits(64))
     pixels, classes = secret.permutation(PIXELS), secret.permutation(NUM_CLASSES)
     train_idx = np.random.default_rng(retrain.seed).permutation(len(x_train))[:retrain.train_examples]
-    _save(inputs.public, "retrain", x=flat(x_train[train_idx])[:, pixels], y=one_hot(classes[y_train[train_idx]]))
-    _save(inputs.trusted, "retrain_eval", x=flat(x_test)[:, pixels], labels=classes[y_test].astype(np.int64))
-    _save(inputs.trusted, "test", x=flat(x_test), labels=y_test.astype(np.int64))
+    # Large image sets stay uint8 on disk (a quarter of the bytes); readers scale them to [0, 1].
+    _save(inputs.public, "retrain", images=x_train[train_idx].reshape(-1, PIXELS)[:, pixels],
+          y=one_hot(classes[y_train[train_idx]]))
+    _save(inputs.trusted, "retrain_eval", images=x_test.reshape(-1, PIXELS)[:, pixels],
+          labels=classes[y_test].astype(np.int64))
+    _save(inputs.trusted, "test", images=x_test.reshape(-1, PIXELS), labels=y_test.astype(np.int64))
     (inputs.trusted / "retrain.json").write_text(json.dumps(retrain.as_dict()))
     for folder in (inputs.public, inputs.root):
         os.chmod(folder, 0o755)  # sandboxes run as other uids and must read public/

@@ -108,8 +108,8 @@ def retrain_reference(*, settings: Settings, runs: int) -> dict:
             artifacts = Artifacts(artifacts_dir)
             record = artifacts.record("retrain")
             model = from_export(record["model"], lambda key: artifacts.array("retrain", key), max_parameters=10**8)
-            held_out = inputs.trusted_arrays("retrain_eval")
-            accuracies.append(accuracy(model.predict(held_out["x"]), held_out["labels"]))
+            images, labels = inputs.labelled("retrain_eval")
+            accuracies.append(accuracy(model.predict(images), labels))
             seconds.append(record.get("train_seconds"))
     return {"budget": rubric.retrain.as_dict(), "runs": [{"seed": rubric.retrain.seed + i, "accuracy": round(a, 5),
                                                           "train_seconds": s} for i, (a, s) in enumerate(zip(accuracies, seconds))],
@@ -117,38 +117,25 @@ def retrain_reference(*, settings: Settings, runs: int) -> dict:
 
 
 def grade_solution(*, settings: Settings) -> dict:
-    """Grade the solution through the full path; it must score full marks."""
+    """Grade the solution, with the example model trained by the lecture's settings, through the full path."""
     from .grade import grade
+    from .release import EXAMPLE_MODEL
+    if not EXAMPLE_MODEL.exists():
+        raise ReferenceRunError(f"{EXAMPLE_MODEL} is missing; train it with `python tests/submissions/factory.py "
+                                "--examples --train-model` (20 epochs, a few minutes).")
     with tempfile.TemporaryDirectory(prefix="reference-grade-") as temporary:
         submission = Path(temporary) / "solution"
         submission.mkdir()
         shutil.copy(SOLUTION_DIR / "hello_mnist.py", submission / "hello_mnist.py")
-        model = _reference_model_file(Path(temporary))
-        shutil.copy(model, submission / "model.keras")
+        shutil.copy(EXAMPLE_MODEL, submission / "model.keras")
         started = time.perf_counter()
-        outcome = grade([submission], out_dir=Path(temporary) / "out", settings=settings, progress=False,
-                        command="reference grade")[0]
-        report = outcome.report
+        report = grade([submission], out_dir=Path(temporary) / "out", settings=settings, progress=False,
+                       command="reference grade")[0].report
     failed = [t for t in report.tests if t["status"] != "passed"]
     if failed:
         details = "\n".join(f"  {t['name']}: {t['output']}" for t in failed)
         raise ReferenceRunError(f"The solution scored {report.total:g}/{report.max_total:g}, not full marks:\n{details}")
     return {"total": report.total, "max_total": report.max_total, "seconds": round(time.perf_counter() - started, 1)}
-
-
-def _reference_model_file(folder: Path) -> Path:
-    """Train the solution's submission model (the notebook's last step) and return its model.keras."""
-    path = folder / "model.keras"
-    code = ("import sys; from autograder.training import load_solution; from autograder.mnist_data import load_mnist;"
-            "import keras; s = load_solution(); (a, b), _ = load_mnist(); x, y = s.preprocess(a, b);"
-            "keras.utils.set_random_seed(1); m = s.compile_model(s.build_model());"
-            "m.fit(x, y, batch_size=100, epochs=int(sys.argv[2]), verbose=0); s.save_model(m, sys.argv[1])")
-    epochs = os.environ.get("AUTOGRADER_REFERENCE_MODEL_EPOCHS", "20")
-    result = subprocess.run([sys.executable, "-c", code, str(path), epochs], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO_DIR), "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if result.returncode != 0 or not path.exists():
-        raise ReferenceRunError(f"Training the solution's model.keras failed:\n{result.stderr[-3000:]}")
-    return path
 
 
 def run(action: str, *, settings: Settings, seeds: int = 3, epochs: int = 20, output: Path | None = None,

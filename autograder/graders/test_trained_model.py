@@ -63,8 +63,8 @@ def test_test_accuracy(artifacts, inputs, thresholds, intake, credit):
         raise Mismatch(*problem)
     model = _rebuild(artifacts, inputs, thresholds, "trained_model")
     expect(model.output_units == 10, f"The model has {model.output_units} outputs; a digit classifier needs 10.")
-    test = inputs.trusted_arrays("test")
-    achieved = accuracy(model.predict(test["x"]), test["labels"])
+    images, labels = inputs.labelled("test")
+    achieved = accuracy(model.predict(images), labels)
     required = thresholds.trained_model_required
     if achieved > thresholds.suspicious_accuracy:
         credit.flag("suspicious_accuracy")
@@ -83,8 +83,8 @@ def test_retrain_budget(artifacts, inputs, thresholds, credit):
     record = artifacts.record("retrain")
     model = _rebuild(artifacts, inputs, thresholds, "retrain")
     expect(model.output_units == 10, f"build_model's network has {model.output_units} outputs; it needs 10.")
-    held_out = inputs.trusted_arrays("retrain_eval")
-    achieved = accuracy(model.predict(held_out["x"]), held_out["labels"])
+    images, labels = inputs.labelled("retrain_eval")
+    achieved = accuracy(model.predict(images), labels)
     required = thresholds.retrain_required
     seconds = record.get("train_seconds")
     summary = (f"Retrained with your build_model(), compile_model(optimizer='adam') and train_model on a fixed "

@@ -562,7 +562,8 @@ def probe_retrain(probe: Probe) -> None:
     model = probe.call("build_model")
     probe.call("compile_model", model, optimizer="adam")
     started = time.perf_counter()
-    probe.call("train_model", model, data["x"], data["y"], batch_size=params["batch_size"], epochs=params["epochs"])
+    x = data["images"].astype(np.float32) / 255.0
+    probe.call("train_model", model, x, data["y"], batch_size=params["batch_size"], epochs=params["epochs"])
     probe.record["train_seconds"] = round(time.perf_counter() - started, 3)
     _export_trained(probe, model)
 

@@ -32,7 +32,7 @@ BOOT = ("import sys; sys.path.insert(0, '/opt/grader'); "
         "from harness.main import main; sys.exit(main())")
 ZYGOTE_BOOT = ("import sys; sys.path.insert(0, '/opt/grader'); "
                "from harness.zygote import run; sys.exit(run())")
-ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group", "fonts")
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
 
 

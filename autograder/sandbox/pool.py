@@ -100,19 +100,26 @@ class WarmWorker:
         plan = {**plan, "submission": f"{INBOX}/submission"}
         (self.inbox / "plan.json").write_text(json.dumps(plan))
         os.chmod(self.inbox / "plan.json", 0o644)
-        self.process.stdin.write(f"{INBOX}/plan.json\n".encode())
-        self.process.stdin.flush()
-        deadline = time.monotonic() + budget
-        while True:
-            frame = self._read_with_timeout(max(0.0, deadline - time.monotonic()))
-            if frame is None:
-                outcome = "timeout" if time.monotonic() >= deadline else "broken"
-                self.stop()
-                return outcome
-            header, files = frame
-            if header["probe"] == "_done":
-                return "done"
-            on_frame(header, files)
+        try:
+            self.process.stdin.write(f"{INBOX}/plan.json\n".encode())
+            self.process.stdin.flush()
+            deadline = time.monotonic() + budget
+            while True:
+                frame = self._read_with_timeout(max(0.0, deadline - time.monotonic()))
+                if frame is None:
+                    outcome = "timeout" if time.monotonic() >= deadline else "broken"
+                    self.stop()
+                    return outcome
+                header, files = frame
+                if header["probe"] == "_done":
+                    return "done"
+                on_frame(header, files)
+        except BrokenPipeError:  # the worker died between jobs
+            self.stop()
+            return "broken"
+        except BaseException:  # a full disk, say: the stream is half read, so this worker is done
+            self.stop()
+            raise
 
     def _read_with_timeout(self, seconds: float):
         """One frame, or None on timeout or a broken stream (the reader thread is abandoned with the worker)."""

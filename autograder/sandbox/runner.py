@@ -114,6 +114,8 @@ def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, si
     plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=None,
                  paths={"inputs": isolation.INSIDE_INPUTS})
     outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
+    if outcome == "broken" and not sink.started:  # a worker that died between jobs: one fresh start
+        outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
     sink.result.stderr_tail = worker._stderr_tail()
     if outcome == "timeout":
         sink.result.flags.append("sandbox_wall_clock")

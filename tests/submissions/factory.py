@@ -212,9 +212,11 @@ def _zip_bomb(folder, destination, submission):
     archive = destination / f"{submission.name}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
         handle.write(folder / "hello_mnist.py", "hello_mnist.py")
-        with handle.open(zipfile.ZipInfo("model.keras"), "w", force_zip64=True) as member:
+        info = zipfile.ZipInfo("model.keras")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with handle.open(info, "w", force_zip64=True) as member:
             block = bytes(1 << 20)
-            for _ in range(1024):  # 1 GiB of zeros, about 1 MB compressed
+            for _ in range(512):  # 512 MiB of zeros, about 0.5 MB compressed
                 member.write(block)
     shutil.rmtree(folder)
     return archive

@@ -1,0 +1,116 @@
+"""Past one machine: a Gradescope autograder bundle, and the entry point that runs inside it.
+
+``build_bundle()`` writes a zip with Gradescope's layout: ``setup.sh`` (installs bubblewrap and the
+grader's Python packages when Gradescope builds the image), ``run_autograder`` (grades
+``/autograder/submission`` into ``/autograder/results/results.json``), this package with its hidden
+graders and rubric, the reference scores, and the four MNIST files the probes and the test set come
+from. ``run()`` is what ``run_autograder`` calls: the same ``grade()`` as on a TA's machine, one
+submission, one job, then the results copied where Gradescope reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .reference_scores import REFERENCE_PATH
+from .settings import PACKAGE_DIR, REPO_DIR
+
+GRADER_REQUIREMENTS = ("numpy>=1.26,<3", "keras>=3.6,<4", "tensorflow-cpu>=2.16,<2.22", "pytest>=8",
+                       "sqlalchemy>=2.0,<3")
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once when it builds the autograder image (Ubuntu 24.04 base image: Python 3.12).
+set -euo pipefail
+apt-get update
+DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap python3 python3-venv util-linux
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install --upgrade pip
+/autograder/venv/bin/pip install -r /autograder/source/requirements.txt
+# Warm the bytecode caches so each submission starts faster.
+/autograder/venv/bin/python -c "import keras, numpy, pytest, sqlalchemy" >/dev/null 2>&1 || true
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this once per submission: /autograder/submission in, /autograder/results/results.json out.
+set -uo pipefail
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
+cd "$ROOT/source"
+export MNIST_DATA_DIR="$ROOT/source/data/mnist" TF_CPP_MIN_LOG_LEVEL=3 PYTHONPATH="$ROOT/source"
+exec "$PYTHON" -m autograder.gradescope "$ROOT"
+"""
+
+
+class BundleError(RuntimeError):
+    """The bundle cannot be built (missing reference scores or MNIST files)."""
+
+
+def build_bundle(output: Path) -> Path:
+    """Write the Gradescope autograder zip to ``output`` and return its path."""
+    from .mnist_data import ENV_VAR, IDX_FILES
+    if not REFERENCE_PATH.exists():
+        raise BundleError(f"{REFERENCE_PATH} is missing: run `python -m autograder reference all` first.")
+    mnist_dir = Path(os.environ.get(ENV_VAR, ""))
+    names = [name for name, _ in IDX_FILES.values()]
+    if not all((mnist_dir / name).is_file() for name in names):
+        raise BundleError(f"Set {ENV_VAR} to the folder with the four official MNIST files; the bundle carries "
+                          "them so Gradescope never downloads anything while grading.")
+    output = Path(output)
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as bundle:
+        _add_text(bundle, "setup.sh", SETUP_SH, executable=True)
+        _add_text(bundle, "run_autograder", RUN_AUTOGRADER, executable=True)
+        _add_text(bundle, "requirements.txt", "\n".join(GRADER_REQUIREMENTS) + "\n")
+        for path in sorted(PACKAGE_DIR.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                bundle.write(path, f"autograder/{path.relative_to(PACKAGE_DIR)}")
+        bundle.write(REPO_DIR / "pyproject.toml", "pyproject.toml")
+        bundle.write(REFERENCE_PATH, "data/reference_scores.json")
+        for name in names:
+            bundle.write(mnist_dir / name, f"data/mnist/{name}")
+    return output
+
+
+def _add_text(bundle: zipfile.ZipFile, name: str, text: str, *, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (0o100755 if executable else 0o100644) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    bundle.writestr(info, text)
+
+
+def run(root: Path) -> int:
+    """Grade ``root/submission`` and write ``root/results/results.json`` (Gradescope's contract).
+
+    Never exits non-zero for a submission's fault; when the grader itself cannot run (no namespaces in
+    this container, say), the results say so to the instructor instead of a silent zero.
+    """
+    from .grade import GraderError, grade
+    from .settings import load_settings
+    results_dir = root / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    settings = load_settings({"jobs": 1})
+    with tempfile.TemporaryDirectory(prefix="gradescope-") as temporary:
+        out = Path(temporary) / "out"
+        try:
+            outcome = grade([root / "submission"], out_dir=out, settings=settings, progress=False,
+                            reference_path=root / "source" / "data" / "reference_scores.json",
+                            command="gradescope run_autograder")[0]
+        except (GraderError, OSError) as error:
+            failure = {"score": 0, "output": f"The autograder could not run (this is not your fault; your instructor "
+                                             f"has been told): {error}", "visibility": "visible",
+                       "extra_data": {"grader_error": str(error)}, "tests": []}
+            (results_dir / "results.json").write_text(json.dumps(failure, indent=1))
+            print(f"error: {error}", file=sys.stderr)
+            return 0
+        shutil.copy(out / outcome.report.name / "results.json", results_dir / "results.json")
+        shutil.copy(out / outcome.report.name / "feedback.html", results_dir / "feedback.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/autograder")))

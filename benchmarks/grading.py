@@ -1,0 +1,153 @@
+"""Benchmark: grade N realistic submissions with the real sandbox and print where the time goes.
+
+    python benchmarks/grading.py                 # N = 20, default settings (jobs = cores, warm workers)
+    python benchmarks/grading.py -n 100          # a class of 100
+    python benchmarks/grading.py --cold          # a fresh bubblewrap sandbox per submission
+    python benchmarks/grading.py --single        # one submission alone, cold start, wall time and peak RSS
+
+Submissions are the instructor's solution with one common mistake each (tests/submissions/mistakes,
+cycled), each with the example model.keras. Prints per-submission wall time (median, p95), class
+throughput, peak memory (PSS, shared pages split between processes) per worker slot and of the grader, and the split of each submission's time into
+sandbox start-up (Python + Keras import), student code (the probes, retrain separately), the graders
+and the rest. Figures are printed, not asserted: timing is a benchmark's job, not a test's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "submissions")]
+
+import factory  # noqa: E402
+from autograder.grade import grade  # noqa: E402
+from autograder.reference import machine  # noqa: E402
+from autograder.settings import load_settings  # noqa: E402
+
+
+class RssSampler:
+    """Samples /proc every 0.2 s: peak RSS per sandbox uid (one per slot) and of the grader's own processes."""
+
+    def __init__(self, first_uid: int, slots: int):
+        self.uids = range(first_uid, first_uid + slots)
+        self.peak_by_uid: dict[int, int] = {}
+        self.peak_grader = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self):
+        while not self.stopped.wait(0.2):
+            totals: dict[int, int] = {}
+            grader = 0
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    status = Path(entry.path, "status").read_text()
+                except OSError:
+                    continue
+                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+                uid = int(fields.get("Uid", "0").split()[1])
+                rss = _proportional_rss(entry.path, fields)
+                if uid in self.uids:
+                    totals[uid] = totals.get(uid, 0) + rss
+                elif "autograder" in Path(entry.path, "cmdline").read_bytes().decode(errors="replace"):
+                    grader += rss
+            for uid, total in totals.items():
+                self.peak_by_uid[uid] = max(self.peak_by_uid.get(uid, 0), total)
+            self.peak_grader = max(self.peak_grader, grader)
+
+
+def _proportional_rss(proc: str, fields: dict) -> int:
+    """PSS when the kernel offers it (forked workers share pages; RSS would count them once per process)."""
+    try:
+        for line in Path(proc, "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+
+
+def make_class(count: int, folder: Path) -> list[Path]:
+    mistakes = factory.catalogue("mistakes")
+    paths = []
+    for index in range(count):
+        mistake = mistakes[index % len(mistakes)]
+        target = folder / f"student{index:03d}"
+        target.mkdir(parents=True)
+        path = factory.materialize(mistake, target)
+        paths.append(path)
+    return paths
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=20, help="number of submissions (default 20)")
+    parser.add_argument("--jobs", type=int, default=0, help="parallel submissions (default: cores)")
+    parser.add_argument("--cold", action="store_true", help="no warm workers: a fresh sandbox per submission")
+    parser.add_argument("--single", action="store_true", help="one submission alone (the cold-start figure)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    count = 1 if args.single else args.n
+    settings = load_settings({"jobs": 1 if args.single else args.jobs, "warm_workers": not args.cold})
+    jobs = settings.resolved_jobs()
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as temporary:
+        root = Path(temporary)
+        paths = make_class(count, root / "class")
+        started = time.perf_counter()
+        with RssSampler(settings.first_uid, jobs) as sampler:
+            outcomes = grade(paths, out_dir=root / "out", settings=settings, progress=True, command="benchmark")
+        wall = time.perf_counter() - started
+    totals = [o.timing.total for o in outcomes]
+    startup = [o.timing.sandbox_startup for o in outcomes]
+    retrain = [(o.timing.probes or {}).get("retrain") or 0.0 for o in outcomes]
+    probes = [sum(v or 0.0 for k, v in (o.timing.probes or {}).items() if k != "retrain") for o in outcomes]
+    scoring = [o.timing.scoring for o in outcomes]
+    other = [t - s - r - p - g for t, s, r, p, g in zip(totals, startup, retrain, probes, scoring)]
+    figures = {
+        "machine": machine(), "python": platform.python_version(), "submissions": count, "jobs": jobs,
+        "warm_workers": settings.warm_workers and not args.cold, "class_wall_seconds": round(wall, 1),
+        "throughput_per_minute": round(count / wall * 60, 1),
+        "per_submission_seconds": {"median": round(statistics.median(totals), 2),
+                                   "p95": round(percentile(totals, 0.95), 2), "max": round(max(totals), 2)},
+        "split_seconds_mean": {
+            "sandbox_startup_python_keras": round(statistics.fmean(startup), 2),
+            "student_code_probes": round(statistics.fmean(probes), 2),
+            "budgeted_retrain": round(statistics.fmean(retrain), 2),
+            "graders_and_model_evaluation": round(statistics.fmean(scoring), 2),
+            "staging_reports_gradebook_and_waiting": round(statistics.fmean(other), 2)},
+        "peak_rss_mb_per_slot": {str(uid): round(rss / 2**20) for uid, rss in sorted(sampler.peak_by_uid.items())},
+        "peak_rss_mb_grader_processes": round(sampler.peak_grader / 2**20),
+        "scores": sorted(o.report.total for o in outcomes),
+    }
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

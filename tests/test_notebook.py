@@ -1,0 +1,35 @@
+"""The guided notebook runs end to end (solution filled in) on the reduced "ci" data budget."""
+
+import os
+import shutil
+
+import pytest
+
+from autograder import release
+
+pytestmark = pytest.mark.slow
+
+
+def test_notebook_executes_on_a_small_budget(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+    shutil.copy(release.SOLUTIONS / "hello_mnist.ipynb", tmp_path / "hello_mnist.ipynb")
+    shutil.copy(release.SOLUTIONS / "hello_mnist.py", tmp_path / "hello_mnist.py")
+    shutil.copy(release.PACKAGE_DIR / "mnist_data.py", tmp_path / "mnist_data.py")
+    notebook = nbformat.read(tmp_path / "hello_mnist.ipynb", as_version=4)
+    environment = {"HELLO_MNIST_BUDGET": "ci", "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    saved = {key: os.environ.get(key) for key in environment}
+    os.environ.update(environment)  # the kernel inherits this process's environment
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    errors = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+              if output.get("output_type") == "error"]
+    assert not errors, errors[:1]
+    assert (tmp_path / "model.keras").exists(), "the last section saves the submission model"
+    images = sum(1 for cell in notebook.cells for output in cell.get("outputs", [])
+                 if "image/png" in output.get("data", {}))
+    assert images >= 6, f"expected the lecture's charts and digit grids, found {images} images"
