@@ -6,8 +6,8 @@ import pytest
 from autograder.artifacts import ProbeFailed
 from autograder.graders.checks import expect
 from autograder.numpy_model import ACTIVATIONS, accuracy, cross_entropy
-from autograder.plan import (COMPILE_CASES, COMPILE_EVALUATION_ROWS, EVALUATED_CASE, GIVEN_LEARNING_RATE,
-                             KERAS_DEFAULT_LEARNING_RATE, OPTIMIZERS)
+from autograder.plan import (COMPILE_CASES, COMPILE_EVALUATION_ROWS, EVALUATED_CASE, KERAS_DEFAULT_LEARNING_RATE,
+                             OPTIMIZERS)
 
 
 def _case(artifacts, label):
@@ -66,26 +66,38 @@ def _summarise(problems: list[str], shown: int = 2) -> str:
     return text
 
 
-@pytest.mark.rubric("compile_model.optimizers")
-def test_optimizers(artifacts, credit):
-    """Does each of the seven names (sgd ... nadam, any letter case) create that Keras optimizer?"""
-    problems, right = [], 0
-    for key, class_name in OPTIMIZERS.items():
+def _per_optimizer(artifacts, check) -> tuple[int, list[str]]:
+    """Apply ``check(case, record) -> problem or None`` to every case; a name counts when all its cases pass.
+
+    Returns the number of names that pass and the first problem of each name that does not.
+    """
+    right, problems = 0, []
+    for key in OPTIMIZERS:
         wrong = []
         for case in (c for c in COMPILE_CASES if c["key"] == key):
             try:
-                record = _case(artifacts, case["label"])
+                problem = check(case, _case(artifacts, case["label"]))
             except ProbeFailed as error:
-                wrong.append(f"optimizer={case['optimizer']!r}: {error}")
-                continue
-            found = record.get("optimizer_class")
-            if found != class_name or not str(record.get("optimizer_module", "")).startswith("keras."):
-                wrong.append(f"optimizer={case['optimizer']!r} gave {found or 'no optimizer'}, expected "
-                             f"keras.optimizers.{class_name}")
+                problem = f"optimizer={case['optimizer']!r}: {error}"
+            if problem:
+                wrong.append(problem)
         if wrong:
             problems.append(wrong[0])
         else:
             right += 1
+    return right, problems
+
+
+@pytest.mark.rubric("compile_model.optimizers")
+def test_optimizers(artifacts, credit):
+    """Does each of the seven names (sgd ... nadam, any letter case) create that Keras optimizer?"""
+    def check(case, record):
+        found, wanted = record.get("optimizer_class"), OPTIMIZERS[case["key"]]
+        if found != wanted or not str(record.get("optimizer_module", "")).startswith("keras."):
+            return f"optimizer={case['optimizer']!r} gave {found or 'no optimizer'}, expected keras.optimizers.{wanted}"
+        return None
+
+    right, problems = _per_optimizer(artifacts, check)
     if problems:
         credit.partial(right / len(OPTIMIZERS), f"{right} of {len(OPTIMIZERS)} names work. " + _summarise(problems)
                        + " Compare names case-insensitively (optimizer.lower()).")
@@ -94,24 +106,16 @@ def test_optimizers(artifacts, credit):
 @pytest.mark.rubric("compile_model.learning_rate")
 def test_learning_rate(artifacts, credit):
     """Is learning_rate applied when given, and the Keras default kept when it is None?"""
-    problems, right = [], 0
-    for key, class_name in OPTIMIZERS.items():
-        wrong = []
-        for case in (c for c in COMPILE_CASES if c["key"] == key):
-            try:
-                record = _case(artifacts, case["label"])
-            except ProbeFailed as error:
-                wrong.append(str(error))
-                continue
-            rate = record.get("learning_rate")
-            wanted = case["learning_rate"] if case["learning_rate"] is not None else KERAS_DEFAULT_LEARNING_RATE[key]
-            if not isinstance(rate, (int, float)) or not np.isclose(rate, wanted, rtol=1e-5):
-                given = "learning_rate=None" if case["learning_rate"] is None else f"learning_rate={GIVEN_LEARNING_RATE}"
-                wrong.append(f"{class_name} with {given} has learning rate {rate}, expected {wanted}")
-        if wrong:
-            problems.append(wrong[0])
-        else:
-            right += 1
+    def check(case, record):
+        rate = record.get("learning_rate")
+        given = case["learning_rate"]
+        wanted = given if given is not None else KERAS_DEFAULT_LEARNING_RATE[case["key"]]
+        if isinstance(rate, (int, float)) and np.isclose(rate, wanted, rtol=1e-5):
+            return None
+        return (f"{OPTIMIZERS[case['key']]} with learning_rate={given} has learning rate {rate}, expected "
+                f"{wanted}{' (the Keras default)' if given is None else ''}")
+
+    right, problems = _per_optimizer(artifacts, check)
     if problems:
         credit.partial(right / len(OPTIMIZERS), _summarise(problems) + " Pass learning_rate to the optimizer only "
                        "when it is not None, e.g. keras.optimizers.Adam(learning_rate=learning_rate).")

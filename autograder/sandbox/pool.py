@@ -95,7 +95,10 @@ class WarmWorker:
         for item in self.inbox.iterdir():
             shutil.rmtree(item) if item.is_dir() else item.unlink()
         staged = self.inbox / "submission"
-        shutil.copytree(submission_dir, staged)
+        staged.mkdir(mode=0o755)
+        for item in submission_dir.iterdir():  # file by file: a full disk raises a plain OSError (ENOSPC)
+            shutil.copyfile(item, staged / item.name)
+            os.chmod(staged / item.name, 0o644)
         os.chmod(staged, 0o755)
         plan = {**plan, "submission": f"{INBOX}/submission"}
         (self.inbox / "plan.json").write_text(json.dumps(plan))
