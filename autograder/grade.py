@@ -187,8 +187,8 @@ def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, set
 
 
 def _warm_pool(settings: Settings, inputs: GradingInputs, private: Path) -> WarmPool | None:
-    """Warm zygotes when allowed: root (namespaces without a user namespace) and a real sandbox."""
-    if not settings.warm_workers or settings.unsafe_no_sandbox or not isolation.is_root():
+    """Warm zygotes (one per slot) unless switched off or running without a sandbox."""
+    if not settings.warm_workers or settings.unsafe_no_sandbox:
         return None
     return WarmPool(settings=settings, inputs_dir=inputs.public, root=private / "workers")
 

@@ -32,7 +32,7 @@ class Settings:
     threads_per_job: int = field(default=1, metadata={"help": "TensorFlow/BLAS threads per submission"})
     first_uid: int = field(default=61000, metadata={"help": "first host uid of the per-slot sandbox identities (root only)"})
     warm_workers: bool = field(default=True, metadata={
-        "help": "import Keras once per slot and fork an isolated child per submission (root only)"})
+        "help": "import Keras once per slot and fork an isolated child per submission"})
     backend: str = field(default="tensorflow", metadata={"help": "Keras backend inside the sandbox"})
     unsafe_no_sandbox: bool = field(default=False, metadata={
         "help": "DEVELOPMENT ONLY: run student code without bwrap when isolation is unavailable"})

@@ -9,13 +9,11 @@ import json
 import pytest
 
 import factory
+from autograder.rubric import FUNCTIONS
 from conftest import grade_paths
 
 pytestmark = pytest.mark.slow
 
-FUNCTIONS = ("preprocess", "build_model", "compile_model", "minibatches", "train_one_epoch", "train_model",
-             "forward_loop", "forward_matrix", "evaluate_model", "predict_digits", "save_model", "load_model",
-             "trained_model")
 CLASS = factory.catalogue("mistakes", "broken")
 
 

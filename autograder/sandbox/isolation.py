@@ -137,7 +137,8 @@ def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: st
         if zygote:  # to create each submission's namespaces and mounts; its children drop it (isolate.py)
             namespaces += ["--cap-add", "CAP_SYS_ADMIN"]
     else:
-        namespaces = ["--unshare-all"] + ([] if zygote else ["--disable-userns"])
+        namespaces = ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                      "--unshare-cgroup-try"] + ([] if zygote else ["--disable-userns"])
     mounts = []
     for host, inside in binds:
         mounts += traversable_parents(inside) + ["--ro-bind", str(host), inside]
