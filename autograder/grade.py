@@ -35,7 +35,8 @@ from .sandbox import isolation
 from .sandbox.pool import WarmPool, WorkerUnavailable
 from .sandbox.runner import SandboxError, run_probes
 from .settings import PACKAGE_DIR, Settings
-from .submissions import Submission, discover, stage
+from .artifacts import Artifacts
+from .submissions import FORGING, Submission, discover, stage
 
 
 class GraderError(RuntimeError):
@@ -239,6 +240,8 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
         except SandboxError as error:
             raise GraderError(f"The sandbox failed before running {submission.name}'s code: {error}") from None
         flags += sandbox.flags
+        if any(FORGING.search(Artifacts(artifacts_dir).output(spec.name, limit=65536)) for spec in runnable):
+            flags.append("forged_output")  # printed something that looks like a grade: ignored, reported
         timing.sandbox_startup = sandbox.startup_seconds[0] if sandbox.startup_seconds else 0.0
         timing.probes = {name: status.get("seconds") for name, status in sandbox.statuses.items()}
         timing.sandbox_wall = sandbox.wall_seconds
@@ -264,7 +267,8 @@ def _score(directory: Path, artifacts_dir: Path, inputs: GradingInputs, private:
     command = [sys.executable, "-m", "autograder.scoring", "--artifacts", str(artifacts_dir),
                "--inputs", str(inputs.root), "--intake", str(directory / "intake.json"),
                "--thresholds", str(private / "thresholds.json"), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_DIR.parent), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_DIR.parent), os.environ.get("PYTHONPATH", "")]),
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # only our graders' fixtures, no third-party plugins
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     if result.returncode != 0 or not out.exists():
         if "No space left on device" in result.stderr:

@@ -9,6 +9,7 @@ smuggled into a submission and labels looked up by image hash are both useless t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -49,17 +50,25 @@ class GradingInputs:
         return self.root / "trusted"
 
     def public_arrays(self, name: str) -> dict[str, np.ndarray]:
-        with np.load(self.public / f"{name}.npz", allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+        return _load(self.public / f"{name}.npz")
 
     def trusted_arrays(self, name: str) -> dict[str, np.ndarray]:
-        with np.load(self.trusted / f"{name}.npz", allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+        return _load(self.trusted / f"{name}.npz")
 
     def labelled(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A trusted evaluation set ("test" or "retrain_eval") as flat float inputs and integer labels."""
         data = self.trusted_arrays(name)
         return data["images"].astype(np.float32) / 255.0, data["labels"]
+
+
+@functools.lru_cache(maxsize=32)
+def _load(path: Path) -> dict[str, np.ndarray]:
+    """Read an input archive once per process; the arrays are made read-only since they are shared."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    for array in arrays.values():
+        array.flags.writeable = False
+    return arrays
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:

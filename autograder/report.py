@@ -24,13 +24,32 @@ FLAG_HELP = {
     "early_exit": "student code exited the process (sys.exit / os._exit)",
     "abnormal_exit": "a probe process crashed",
     "sandbox_died": "the sandbox stopped before all checks ran",
+    "sandbox_wall_clock": "the whole sandbox hit its time limit and was killed",
+    "sandbox_exit": "the sandbox ended before sending every result",
+    "protocol_violation": "the sandbox sent malformed or forged frames",
+    "stream_error": "the stream from the sandbox broke off",
+    "artifacts_too_large": "the sandbox sent more data than allowed",
     "import_error": "hello_mnist.py does not import",
+    "missing_module": "no hello_mnist.py in the submission",
+    "renamed_module": "the module had another name and was graded anyway",
+    "notebook_instead_of_module": "a notebook was submitted instead of hello_mnist.py",
+    "not_utf8": "hello_mnist.py is not UTF-8",
+    "oversized_file": "a file above the size limit was ignored",
+    "symlink": "a link instead of a file was ignored",
+    "unreadable": "the submission could not be read",
+    "corrupt_zip": "the zip is damaged or empty",
+    "zip_path_traversal": "the zip had members with ../ or absolute paths (ignored)",
+    "zip_symlink": "the zip had symbolic links (ignored)",
+    "zip_bomb": "a zip member inflated beyond the limit (ignored)",
     "unsafe_model": "model.keras was refused (custom code, Lambda, bad archive)",
+    "corrupt_model": "model.keras is damaged",
+    "oversized_model": "model.keras is above the size limit",
     "legacy_h5": "model.keras is a legacy HDF5 file",
     "suspicious_accuracy": "the submitted model is implausibly accurate for an MLP",
     "model_inconsistent": "a model's outputs disagree with its exported layers (forged export?)",
-    "protocol_violation": "the sandbox sent malformed or forged frames",
-    "grader_error": "an internal grader error (see the TA log)",
+    "forged_output": "the code writes or prints something that looks like grading results (ignored)",
+    "suspicious_code": "the source calls things a graded module does not need (subprocess, os._exit, ...)",
+    "grader_error": "an internal grader error (see out/.grader/work/<submission>/grader-errors.txt)",
 }
 
 
@@ -223,4 +242,8 @@ def class_table(reports: list[SubmissionReport]) -> str:
         maxima = reports[0].by_function()
         lines.append(f"{'(max)':<{width}} " + " ".join(f"{maxima[f][1]:>5g}" for f in FUNCTIONS)
                      + f"  {reports[0].max_total:>5g}")
+    present = sorted({flag.split(":")[0] for report in reports for flag in report.flags})
+    if present:
+        lines += ["", "flags (for the TA; not penalties):"]
+        lines += [f"  {flag}: {FLAG_HELP.get(flag, '')}" for flag in present]
     return "\n".join(lines)

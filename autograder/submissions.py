@@ -239,6 +239,9 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int) 
     return None if len(data) > limit else data
 
 
+# Text a graded module has no reason to contain or print: grading results (forging is pointless, but the TA
+# should know it was tried).
+FORGING = re.compile(r"results\.json|/autograder/results|\"score\"\s*:|\bScore:\s*\d+\s*/\s*100", re.I)
 # Calls a graded module has no reason to make; reported to the TA, never penalised by themselves.
 SUSPICIOUS_NAMES = {"subprocess", "socket", "ctypes", "multiprocessing", "signal", "system", "popen", "fork",
                     "_exit", "kill", "setrlimit", "ptrace", "urllib", "requests", "http", "builtins", "__import__",
@@ -258,7 +261,10 @@ def _check_source(source: bytes, staged: Staged) -> None:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return  # the import probe reports syntax errors with their line
     used = set()
+    forging = False
     for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and FORGING.search(node.value):
+            forging = True
         if isinstance(node, ast.Import):
             used |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -270,3 +276,5 @@ def _check_source(source: bytes, staged: Staged) -> None:
     found = sorted(used & SUSPICIOUS_NAMES)
     if found:
         staged.flags.append("suspicious_code:" + ",".join(found))
+    if forging:
+        staged.flags.append("forged_output")
