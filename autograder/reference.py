@@ -143,19 +143,32 @@ def run(action: str, *, settings: Settings, seeds: int = 3, epochs: int = 20, ou
     """Compute and store reference scores; ``action`` is train, retrain, grade or all."""
     output = Path(output or REFERENCE_PATH)
     data = json.loads(output.read_text()) if output.exists() else {}
+    data.pop("generated_by", None)
+    data.pop("generated_at", None)
+    history = data.setdefault("generated", {})
+
+    def stamp(part: str) -> None:
+        history[part] = {"command": f"python -m autograder reference {part}",
+                         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
+
     if action in ("train", "all"):
         data.update(train_reference(seeds=seeds, epochs=epochs))
+        stamp("train")
     if action in ("retrain", "all"):
         data["retrain"] = retrain_reference(settings=settings, runs=retrain_runs)
-    data["machine"] = machine()
-    data["generated_by"] = f"python -m autograder reference {action}"
-    data["generated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(data, indent=1) + "\n")
-    print(f"wrote {output}", file=sys.stderr)
+        stamp("retrain")
+    _write(output, data)
     if action in ("grade", "all"):
         result = grade_solution(settings=settings)
         print(f"the solution scores {result['total']:g}/{result['max_total']:g} ({result['seconds']} s)", file=sys.stderr)
         data["solution_grade"] = result
-        output.write_text(json.dumps(data, indent=1) + "\n")
+        stamp("grade")
+        _write(output, data)
     return data
+
+
+def _write(output: Path, data: dict) -> None:
+    data.pop("machine", None)  # per part, under "generated"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {output}", file=sys.stderr)
