@@ -7,6 +7,7 @@ sentence the student reads. Every grader goes through `Artifacts`; nothing else 
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -75,7 +76,11 @@ class Artifacts:
             return self._results[probe]
         status = self.status(probe)
         payload = self._json(self.root / probe / "result.json")
-        if not isinstance(payload, dict) or payload.get("completed") is not True:
+        # A result.json is only the harness's if its process ended normally: student code can write one
+        # itself and then hang or get itself killed before the harness would have overwritten it.
+        ended_badly = bool(status.get("timed_out")) or status.get("signal") is not None \
+            or status.get("exit_code") not in (0, None) or bool(status.get("sandbox_died"))
+        if not isinstance(payload, dict) or payload.get("completed") is not True or ended_badly:
             raise ProbeFailed(*explain_incomplete(status, self.progress(probe)))
         record, errors = payload.get("record"), payload.get("errors")
         if not isinstance(record, dict) or not isinstance(errors, list):
@@ -129,18 +134,30 @@ class Artifacts:
         return array
 
 
+def inert(text) -> str:
+    """Student-controlled text as a Markdown code span: nothing in it renders (no link, image, heading or
+    HTML), whatever backticks or newlines it holds. Feedback is Markdown, and TAs open it too."""
+    text = " ".join(str(text).split())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence, pad = "`" * (longest + 1), " " if text[:1] == "`" or text[-1:] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}" if text else "``"
+
+
 def explain_error(error: dict) -> tuple[str, str | None]:
-    """A recorded student error as ``(message, flag)``."""
+    """A recorded student error as ``(message, flag)``; every part the student controls is made inert."""
     function = str(error.get("function", "?"))
     kind = str(error.get("kind", "error"))
-    message = str(error.get("message", ""))[:600]
+    shown_kind = kind if kind.isidentifier() else inert(kind[:80])
+    message = inert(str(error.get("message", ""))[:600])
     frames = error.get("frames") if isinstance(error.get("frames"), list) else []
     where = ""
     if frames and isinstance(frames[-1], dict):
         frame = frames[-1]
-        where = f" (hello_mnist.py line {frame.get('line')}, in {frame.get('function')}: `{str(frame.get('code', ''))[:120]}`)"
+        name = str(frame.get("function"))
+        name = name if name.isidentifier() else inert(name[:80])
+        where = f" (hello_mnist.py line {frame.get('line')}, in {name}: {inert(str(frame.get('code', ''))[:120])})"
     if function == "import":
-        return (f"hello_mnist.py could not be imported: {kind}: {message}{where}. Nothing in the module can be "
+        return (f"hello_mnist.py could not be imported: {shown_kind}: {message}{where}. Nothing in the module can be "
                 "graded until it imports; run `python -c 'import hello_mnist'` to see the error.", "import_error")
     if kind == "missing":
         return (f"hello_mnist.py has no function named `{function}`. The autograder looks for exactly this name "
@@ -155,7 +172,7 @@ def explain_error(error: dict) -> tuple[str, str | None]:
                 "grader_error")
     if kind in ("return", "yield", "not_callable"):
         return f"`{function}`: {message}.", None
-    return f"`{function}` raised {kind}: {message}{where}", None
+    return f"`{function}` raised {shown_kind}: {message}{where}", None
 
 
 def explain_incomplete(status: dict, progress: str) -> tuple[str, str | None]:

@@ -9,7 +9,9 @@ no MNIST, a full disk) stops it with a message and exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -17,6 +19,7 @@ import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -115,6 +118,7 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
     except OSError as error:
         raise GraderError(f"Cannot write to {out_dir}: {error.strerror}.") from None
     stamp = fingerprint(rubric, threshold_values.as_dict())
+    settings, uid_lock = claim_uid_range(settings)  # held until this process ends
     book = Gradebook(gradebook_url or default_url(out_dir))
     run_id = book.start_run(command=command, fingerprint=stamp, settings=asdict(settings))
     status = "interrupted"
@@ -141,6 +145,29 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
             book.finish_run(run_id, status)
         except Exception:
             pass
+
+
+UID_BLOCK = 64
+LOCK_DIR = Path("/run/lock") if Path("/run/lock").is_dir() else Path(tempfile.gettempdir())
+
+
+def claim_uid_range(settings: Settings):
+    """As root, reserve a block of sandbox uids for this run, so two grading runs on one machine never
+    share uids (process limits, signals) or memory cgroups; returns the settings to use and the lock."""
+    if not isolation.is_root() or settings.unsafe_no_sandbox:
+        return settings, None
+    if settings.resolved_jobs() > UID_BLOCK:
+        raise GraderError(f"--jobs {settings.resolved_jobs()} exceeds the {UID_BLOCK} sandbox uids of a block.")
+    for block in range(64):
+        first = settings.first_uid + block * UID_BLOCK
+        handle = open(LOCK_DIR / f"autograder-uids-{first}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return dataclasses.replace(settings, first_uid=first), handle
+    raise GraderError(f"Every block of sandbox uids from {settings.first_uid} is in use by another grading run.")
 
 
 def _prepare_inputs(private: Path, rubric: Rubric) -> GradingInputs:
@@ -246,7 +273,7 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
         timing.probes = {name: status.get("seconds") for name, status in sandbox.statuses.items()}
         timing.sandbox_wall = sandbox.wall_seconds
     tick = time.perf_counter()
-    scores = _score(directory, artifacts_dir, inputs, private)
+    scores = _score(directory, artifacts_dir, inputs, private, rubric)
     timing.scoring = round(time.perf_counter() - tick, 3)
     timing.total = round(time.perf_counter() - started, 3)
     if scores.get("internal_errors"):
@@ -261,20 +288,42 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
     return GradeOutcome(report, timing)
 
 
-def _score(directory: Path, artifacts_dir: Path, inputs: GradingInputs, private: Path) -> dict:
-    """Run the hidden graders in a fresh trusted subprocess (no pytest state shared between students)."""
+SCORING_TIMEOUT_S = 600
+SCORING_MEMORY_BYTES = 6 * 2**30
+
+
+def _score(directory: Path, artifacts_dir: Path, inputs: GradingInputs, private: Path, rubric: Rubric) -> dict:
+    """Run the hidden graders in a fresh trusted subprocess (no pytest state shared between students).
+
+    The graders read nothing but this submission's artifacts, so when they crash or run out of time or
+    memory, that costs this submission (every check failed, flagged grader_error for the TA), never the
+    batch; only a full disk, which is the grader's own environment, stops the run.
+    """
     out = directory / "scores.json"
-    command = [sys.executable, "-m", "autograder.scoring", "--artifacts", str(artifacts_dir),
+    command = ["prlimit", f"--as={SCORING_MEMORY_BYTES}", "--",  # a blow-up is a MemoryError, not the host's OOM killer
+               sys.executable, "-m", "autograder.scoring", "--artifacts", str(artifacts_dir),
                "--inputs", str(inputs.root), "--intake", str(directory / "intake.json"),
                "--thresholds", str(private / "thresholds.json"), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_DIR.parent), os.environ.get("PYTHONPATH", "")]),
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # only our graders' fixtures, no third-party plugins
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=SCORING_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return _scoring_failed(rubric, f"scoring {directory.name} took more than {SCORING_TIMEOUT_S} s")
     if result.returncode != 0 or not out.exists():
         if "No space left on device" in result.stderr:
             raise OSError(errno.ENOSPC, "No space left on device")
-        raise GraderError(f"The graders crashed while scoring {directory.name}:\n{result.stderr[-3000:]}")
+        return _scoring_failed(rubric, f"The graders crashed while scoring {directory.name} "
+                                       f"(exit {result.returncode}):\n{result.stderr[-3000:]}")
     return json.loads(out.read_text())
+
+
+def _scoring_failed(rubric: Rubric, reason: str) -> dict:
+    tests = [{"rubric_id": item.id, "name": item.name, "function": item.function, "score": 0.0,
+              "max_score": item.points, "status": "failed", "question": "", "flags": ["grader_error"],
+              "output": "The autograder could not score this submission; your TA has been told."}
+             for item in rubric.items]
+    return {"tests": tests, "internal_errors": [reason]}
 
 
 def _fresh(path: Path) -> Path:

@@ -14,6 +14,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .artifacts import inert
 from .numpy_model import ACTIVATIONS, ALLOWED_LAYERS
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
@@ -81,13 +82,13 @@ def _check_members(members: list[zipfile.ZipInfo]) -> str | None:
     for member in members:
         name = member.filename
         if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or ":" in name:
-            return f"model.keras contains a file with an unsafe path ({name[:80]!r})"
+            return f"model.keras contains a file with an unsafe path ({inert(name[:80])})"
         if stat.S_ISLNK(member.external_attr >> 16):
-            return f"model.keras contains a symbolic link ({name[:80]!r})"
+            return f"model.keras contains a symbolic link ({inert(name[:80])})"
         if name not in ALLOWED_MEMBERS:
-            return f"model.keras contains {name[:80]!r}; only {', '.join(ALLOWED_MEMBERS)} are expected"
+            return f"model.keras contains {inert(name[:80])}; only {', '.join(ALLOWED_MEMBERS)} are expected"
         if member.compress_size and member.file_size / member.compress_size > MAX_RATIO and member.file_size > 2**20:
-            return f"model.keras contains {name!r} compressed {member.file_size // member.compress_size}:1 (a zip bomb?)"
+            return f"model.keras contains {inert(name[:80])} compressed {member.file_size // member.compress_size}:1 (a zip bomb?)"
     if sum(member.file_size for member in members) > MAX_UNCOMPRESSED_BYTES:
         return "model.keras unpacks to more than 256 MB"
     if "config.json" not in names or "model.weights.h5" not in names:
@@ -107,18 +108,18 @@ def check_config(tree) -> str | None:
     """Walk a Keras model config: only allowlisted classes from the keras package, no code, no custom objects."""
     if not isinstance(tree, dict) or tree.get("class_name") not in MODEL_CLASSES:
         kind = tree.get("class_name") if isinstance(tree, dict) else type(tree).__name__
-        return f"model.keras holds a {str(kind)[:60]}; expected a keras.Sequential (or functional) model"
+        return f"model.keras holds a {inert(str(kind)[:60])}; expected a keras.Sequential (or functional) model"
     layers = (tree.get("config") or {}).get("layers")
     if not isinstance(layers, list) or not layers:
         return "model.keras describes no layers"
     for layer in layers:
         kind = layer.get("class_name") if isinstance(layer, dict) else None
         if kind not in ALLOWED_LAYERS:
-            return (f"model.keras uses a {str(kind)[:60]} layer; only {', '.join(ALLOWED_LAYERS)} are accepted "
+            return (f"model.keras uses a {inert(str(kind)[:60])} layer; only {', '.join(ALLOWED_LAYERS)} are accepted "
                     "(no Lambda or custom layers)")
         activation = (layer.get("config") or {}).get("activation")
         if activation is not None and (not isinstance(activation, str) or activation not in ACTIVATIONS):
-            return f"model.keras uses the activation {str(activation)[:60]}, which is not a standard Keras activation"
+            return f"model.keras uses the activation {inert(str(activation)[:60])}, which is not a standard Keras activation"
     return _walk(tree, depth=0)
 
 
@@ -128,9 +129,9 @@ def _walk(node, depth: int) -> str | None:
     if isinstance(node, dict):
         module, registered = node.get("module"), node.get("registered_name")
         if "class_name" in node and module is not None and not (module == "keras" or str(module).startswith("keras.")):
-            return f"model.keras refers to code outside Keras (module {str(module)[:60]!r})"
+            return f"model.keras refers to code outside Keras (module {inert(str(module)[:60])})"
         if isinstance(registered, str) and ">" in registered:
-            return f"model.keras refers to a custom registered object ({registered[:60]!r})"
+            return f"model.keras refers to a custom registered object ({inert(registered[:60])})"
         if node.get("class_name") in ("Lambda", "TFOpLambda", "__lambda__") or "function_type" in node:
             return "model.keras contains a Lambda (serialised Python code)"
         return next((problem for value in node.values() if (problem := _walk(value, depth + 1))), None)

@@ -14,8 +14,15 @@ from typing import Callable
 
 import numpy as np
 
+from .artifacts import inert
+
 ALLOWED_LAYERS = ("InputLayer", "Dense", "Dropout", "Flatten", "Activation", "BatchNormalization", "Reshape")
 ALLOWED_INPUT_SHAPES = ((784,), (28, 28), (28, 28, 1))
+# What one example may cost the grader's forward pass, whatever the parameter count: the widest layer
+# (a 1-unit bottleneck lets 5M parameters make a 400,000-wide activation, 6 GB per predict batch) and
+# the values computed over all layers (dozens of wide Activation layers cost no parameters at all).
+MAX_UNITS = 8192
+MAX_VALUES_PER_EXAMPLE = 16_384
 
 
 class UnsupportedModel(ValueError):
@@ -32,7 +39,13 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free form of 1 / (1 + e^-z)
 
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+def _erf(z):
+    """erf with numpy only (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7): np.vectorize(math.erf) costs
+    ~200 ns per value, which let a legal gelu model cost the grader many minutes."""
+    sign, z = np.sign(z), np.abs(z)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-z * z))
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda z: z,
@@ -64,6 +77,7 @@ class NumpyModel:
     parameter_count: int = 0
     output_units: int = 0
     output_activation: str = ""
+    values_per_example: int = 0
 
     def predict(self, x_flat: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         outputs = []
@@ -103,7 +117,7 @@ def from_export(description: dict, load_array: Callable[[str], np.ndarray], *, m
         kind = layer.get("class_name")
         if kind not in ALLOWED_LAYERS or layer.get("builtin") is not True:
             raise UnsupportedModel(
-                f"layer {index} is a {str(kind)[:60]}, which the grader does not accept; use only "
+                f"layer {index} is a {inert(str(kind)[:60])}, which the grader does not accept; use only "
                 f"{', '.join(ALLOWED_LAYERS)} (no Lambda or custom layers)")
         config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         keys = layer.get("weights") if isinstance(layer.get("weights"), list) else []
@@ -112,8 +126,15 @@ def from_export(description: dict, load_array: Callable[[str], np.ndarray], *, m
         if model.parameter_count > max_parameters:
             raise UnsupportedModel(f"the model has more than {max_parameters:,} parameters")
         step, shape, text = _layer_step(index, kind, config, weights, shape)
+        values = int(np.prod(shape))
+        if shape and max(shape) > MAX_UNITS:
+            raise UnsupportedModel(f"layer {index} is {max(shape):,} units wide; the grader accepts at most {MAX_UNITS:,}")
         if step is not None:
             model.steps.append(step)
+            model.values_per_example += values
+            if model.values_per_example > MAX_VALUES_PER_EXAMPLE:
+                raise UnsupportedModel(f"the model computes more than {MAX_VALUES_PER_EXAMPLE:,} values per image; "
+                                       "an MNIST network needs a few thousand")
         model.summary.append(text)
         if kind in ("Dense", "Activation"):
             model.output_activation = str(config.get("activation"))
@@ -125,7 +146,7 @@ def from_export(description: dict, load_array: Callable[[str], np.ndarray], *, m
 
 def _activation(index: int, name) -> Callable:
     if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise UnsupportedModel(f"layer {index} uses the activation {str(name)[:60]}, which the grader does not "
+        raise UnsupportedModel(f"layer {index} uses the activation {inert(str(name)[:60])}, which the grader does not "
                                f"accept; use one of {', '.join(sorted(ACTIVATIONS))}")
     return ACTIVATIONS[name]
 

@@ -26,6 +26,7 @@ class Thresholds:
     trained_model_zero: float
     retrain_required: float
     retrain_zero: float
+    retrain_suspicious: float
     suspicious_accuracy: float
     max_parameters: int
 
@@ -67,5 +68,6 @@ def thresholds(rubric: Rubric, reference: dict) -> Thresholds:
         trained_model_zero=round(trained_required - margins["trained_model_zero_below"], 4),
         retrain_required=round(retrain_required, 4),
         retrain_zero=round(retrain_required - margins["retrain_zero_below"], 4),
+        retrain_suspicious=round(reference["retrain"]["accuracy"]["max"] + margins["retrain_suspicious_margin"], 4),
         suspicious_accuracy=float(margins["suspicious_accuracy"]),
         max_parameters=int(margins["max_parameters"]))

@@ -89,9 +89,11 @@ def results_json(report: SubmissionReport) -> dict:
     return {
         "score": report.total,
         "execution_time": int(round(report.execution_time)),
-        "output": summary_markdown(report),
-        "output_format": "md",
-        "test_output_format": "md",
+        "output": summary_text(report),
+        # Plain text: test outputs quote the student's own exception messages and code, which must not
+        # render on Gradescope as links, images or headings.
+        "output_format": "text",
+        "test_output_format": "text",
         "test_name_format": "text",
         "visibility": "visible",
         "stdout_visibility": "hidden",
@@ -101,8 +103,8 @@ def results_json(report: SubmissionReport) -> dict:
             "score": test["score"],
             "max_score": test["max_score"],
             "status": test["status"],
-            "output": _md_text(test["output"]) if test["output"] else "",
-            "output_format": "md",
+            "output": test["output"] or "",
+            "output_format": "text",
             "tags": [test["function"]],
             "visibility": "visible",
         } for test in report.tests],
@@ -110,11 +112,10 @@ def results_json(report: SubmissionReport) -> dict:
     }
 
 
-def summary_markdown(report: SubmissionReport) -> str:
-    lines = [f"**Score: {report.total:g} / {report.max_total:g}**", ""]
-    for problem in report.problems:
-        lines.append(f"- {_md_text(problem)}")
-    return "\n".join(lines).strip()
+def summary_text(report: SubmissionReport) -> str:
+    lines = [f"Score: {report.total:g} / {report.max_total:g}"]
+    lines += [f"- {problem}" for problem in report.problems]
+    return "\n".join(lines)
 
 
 def feedback_markdown(report: SubmissionReport) -> str:

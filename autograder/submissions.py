@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .artifacts import inert
 from .model_file import check_model_file
 
 MODULE = "hello_mnist.py"
@@ -141,11 +142,11 @@ def stage(submission: Submission, destination: Path) -> Staged:
 def _read_file(path: Path, limit: int, staged: Staged) -> bytes | None:
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
-        staged.problems.append(f"{path.name} is a link or special file; submit the file itself.")
+        staged.problems.append(f"{inert(path.name)} is a link or special file; submit the file itself.")
         staged.flags.append("symlink")
         return None
     if info.st_size > limit:
-        staged.problems.append(f"{path.name} is {info.st_size / 2**20:.1f} MB; the limit is {limit // 2**20} MB.")
+        staged.problems.append(f"{inert(path.name)} is {info.st_size / 2**20:.1f} MB; the limit is {limit // 2**20} MB.")
         staged.flags.append("oversized_file")
         return None
     with open(path, "rb") as handle:
@@ -171,7 +172,7 @@ def _fallback_module(names: list[str], staged: Staged) -> str | None:
     """No hello_mnist.py: accept a single renamed .py file (LMS downloads rename), explain a notebook."""
     python = [n for n in names if n.endswith(".py")]
     if len(python) == 1:
-        staged.problems.append(f"Your module is named {python[0]!r}; it was graded as hello_mnist.py. Name it "
+        staged.problems.append(f"Your module is named {inert(python[0])}; it was graded as hello_mnist.py. Name it "
                                "hello_mnist.py next time.")
         staged.flags.append("renamed_module")
         return python[0]
@@ -200,11 +201,11 @@ def _from_zip(path: Path, staged: Staged) -> dict[str, bytes]:
                 name = member.filename.replace("\\", "/")
                 parts = name.split("/")
                 if name.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", name):
-                    staged.problems.append(f"The zip contains an unsafe path {name[:80]!r}; it was ignored.")
+                    staged.problems.append(f"The zip contains an unsafe path {inert(name[:80])}; it was ignored.")
                     staged.flags.append("zip_path_traversal")
                     continue
                 if stat.S_ISLNK(member.external_attr >> 16):
-                    staged.problems.append(f"The zip contains a symbolic link {name[:80]!r}; it was ignored.")
+                    staged.problems.append(f"The zip contains a symbolic link {inert(name[:80])}; it was ignored.")
                     staged.flags.append("zip_symlink")
                     continue
                 if member.is_dir() or "__MACOSX" in parts or len(parts) > 3:
@@ -218,7 +219,7 @@ def _from_zip(path: Path, staged: Staged) -> dict[str, bytes]:
                     continue
                 data = _read_member(archive, member, limit)
                 if data is None:
-                    staged.problems.append(f"{member.filename[:80]} in the zip unpacks to more than "
+                    staged.problems.append(f"{inert(member.filename[:80])} in the zip unpacks to more than "
                                            f"{limit // 2**20} MB (a zip bomb?); it was ignored.")
                     staged.flags.append("zip_bomb")
                     continue
@@ -241,7 +242,8 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int) 
 
 # Text a graded module has no reason to contain or print: grading results (forging is pointless, but the TA
 # should know it was tried).
-FORGING = re.compile(r"results\.json|/autograder/results|\"score\"\s*:|\bScore:\s*\d+\s*/\s*100", re.I)
+FORGING = re.compile(r"results?\.json|/autograder/results|/tmp/out\b|progress\.txt|\"score\"\s*:"
+                     r"|\bScore:\s*\d+\s*/\s*100", re.I)
 # Calls a graded module has no reason to make; reported to the TA, never penalised by themselves.
 SUSPICIOUS_NAMES = {"subprocess", "socket", "ctypes", "multiprocessing", "signal", "system", "popen", "fork",
                     "_exit", "kill", "setrlimit", "ptrace", "urllib", "requests", "http", "builtins", "__import__",

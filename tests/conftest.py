@@ -14,6 +14,9 @@ sys.path.insert(0, str(REPO / "tests" / "submissions"))
 
 import factory  # noqa: E402  (tests/submissions/factory.py)
 
+# Test submissions are data, never collected: one of them ships a hostile conftest.py.
+collect_ignore_glob = ["submissions/*"]
+
 
 def pytest_collection_modifyitems(config, items):
     # Fast tests first, so a broken unit shows up before the minutes of end-to-end grading.

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from autograder.artifacts import ProbeFailed
+from autograder.artifacts import ProbeFailed, inert
 from autograder.graders.checks import Mismatch, expect
 from autograder.numpy_model import UnsupportedModel, from_export
 from autograder.plan import BUILD_CASES
@@ -43,9 +43,9 @@ def _dense_layers(record):
 def test_returns_sequential(default_model):
     """Does build_model return a keras.Sequential?"""
     expect(default_model.get("is_model") is True,
-           f"build_model() returned a {default_model.get('qualified_name')}, not a Keras model.")
+           f"build_model() returned a {inert(default_model.get('qualified_name'))}, not a Keras model.")
     expect(default_model.get("exact_sequential") is True,
-           f"build_model() returned a {default_model.get('qualified_name')}; the lecture's network is a plain "
+           f"build_model() returned a {inert(default_model.get('qualified_name'))}; the lecture's network is a plain "
            "keras.Sequential (not a subclass or a functional Model).")
 
 
@@ -76,9 +76,9 @@ def test_hidden_layers(artifacts, default_model, credit):
                   for layer in _dense_layers(record)][:-1]
         expected = [(units, case["activation"]) for units in case["hidden_units"]]
         if others:
-            problems.append(f"{_call(case)} has layers other than Dense: {', '.join(map(str, others))}.")
+            problems.append(f"{_call(case)} has layers other than Dense: {inert(', '.join(map(str, others)))}.")
         elif hidden != expected:
-            problems.append(f"{_call(case)} has hidden Dense layers {hidden or 'none'} as (units, activation); "
+            problems.append(f"{_call(case)} has hidden Dense layers {inert(hidden or 'none')} as (units, activation); "
                             f"expected {expected}.")
     passed = len(BUILD_CASES) - len(problems)
     if problems:

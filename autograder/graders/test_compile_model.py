@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from autograder.artifacts import ProbeFailed
+from autograder.artifacts import ProbeFailed, inert
 from autograder.graders.checks import expect
 from autograder.numpy_model import ACTIVATIONS, accuracy, cross_entropy
 from autograder.plan import (COMPILE_CASES, COMPILE_EVALUATION_ROWS, EVALUATED_CASE, KERAS_DEFAULT_LEARNING_RATE,
@@ -27,7 +27,7 @@ def _evaluated(artifacts):
     case = _case(artifacts, EVALUATED_CASE)
     expect(case.get("compiled") is True, f"After compile_model(model, {EVALUATED_CASE!r}) the model is not compiled: "
                                          "call model.compile(...) on the model you were given.")
-    expect("evaluate" in case, f"model.evaluate failed after compile_model: {case.get('evaluate_error', 'no result')}.")
+    expect("evaluate" in case, f"model.evaluate failed after compile_model: {inert(case.get('evaluate_error', 'no result'))}.")
     return case
 
 
@@ -37,7 +37,7 @@ def test_loss(artifacts, inputs):
     case = _evaluated(artifacts)
     expected_loss, _ = _expected_evaluation(inputs)
     loss = case["evaluate"].get("loss")
-    configured = case.get("loss_config", "?")
+    configured = inert(case.get("loss_config", "?"))
     expect(loss is not None and np.isclose(loss, expected_loss, rtol=1e-3, atol=1e-4),
            f"With your compile_model the loss on a known model and batch is {loss if loss is None else round(loss, 4)} "
            f"(loss configured as {configured}); categorical cross-entropy gives a different value. Use "
@@ -94,7 +94,7 @@ def test_optimizers(artifacts, credit):
     def check(case, record):
         found, wanted = record.get("optimizer_class"), OPTIMIZERS[case["key"]]
         if found != wanted or not str(record.get("optimizer_module", "")).startswith("keras."):
-            return f"optimizer={case['optimizer']!r} gave {found or 'no optimizer'}, expected keras.optimizers.{wanted}"
+            return f"optimizer={case['optimizer']!r} gave {inert(found) if found else 'no optimizer'}, expected keras.optimizers.{wanted}"
         return None
 
     right, problems = _per_optimizer(artifacts, check)
@@ -126,4 +126,4 @@ def test_returns_model(artifacts):
     """Does compile_model return the model it compiled?"""
     record = _case(artifacts, EVALUATED_CASE)
     expect(record.get("returned_same_model") is True,
-           f"compile_model returned a {record.get('returned_type')}; return the model you compiled (return model).")
+           f"compile_model returned a {inert(record.get('returned_type'))}; return the model you compiled (return model).")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from autograder.artifacts import inert
 from autograder.graders.checks import describe_shape, expect
 from autograder.numpy_model import ACTIVATIONS, accuracy, cross_entropy
 
@@ -18,11 +19,11 @@ def test_returns_two_floats(artifacts):
     """Does evaluate_model return (loss, accuracy) as two Python floats?"""
     record = artifacts.record("evaluate_model")
     expect(record.get("returned_type") in ("tuple", "list") and record.get("length") == 2,
-           f"evaluate_model returned a {record.get('returned_type')}"
+           f"evaluate_model returned a {inert(record.get('returned_type'))}"
            f"{' of length ' + str(record.get('length')) if record.get('length') is not None else ''}; return a pair "
            "(loss, accuracy), e.g. loss, accuracy = model.evaluate(x, y, verbose=0).")
     expect(all(kind in ("float", "float64") for kind in record.get("types", [])),
-           f"evaluate_model returned values of types {record.get('types')}; convert each with float(...).")
+           f"evaluate_model returned values of types {inert(record.get('types'))}; convert each with float(...).")
 
 
 @pytest.mark.rubric("evaluate_model.values")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from autograder.artifacts import inert
 from autograder.graders.checks import expect
 from autograder.numpy_model import ACTIVATIONS
 
@@ -26,7 +27,7 @@ def test_native_keras_file(artifacts, inputs):
            "The saved file is not a native .keras archive (it should hold config.json and model.weights.h5); use "
            "model.save(path).")
     expect(record.get("keras_loads_it") is True,
-           f"keras.saving.load_model could not load the saved file: {record.get('keras_error', 'unknown error')}.")
+           f"keras.saving.load_model could not load the saved file: {inert(record.get('keras_error', 'unknown error'))}.")
     reloaded = artifacts.array("save_model", "reloaded_predictions")
     expect(reloaded.shape == _known_probabilities(inputs).shape
            and np.allclose(reloaded, _known_probabilities(inputs), atol=1e-5),
@@ -39,7 +40,7 @@ def test_loads_with_identical_predictions(artifacts, inputs):
     """Does load_model, in a fresh process, return a model with identical predictions?"""
     record = artifacts.record("load_model")
     expect(record.get("is_model") is True,
-           f"load_model returned a {record.get('returned_type')}; return the keras.Model that "
+           f"load_model returned a {inert(record.get('returned_type'))}; return the keras.Model that "
            "keras.models.load_model(path) gives.")
     predictions = artifacts.array("load_model", "predictions")
     expected = _known_probabilities(inputs)

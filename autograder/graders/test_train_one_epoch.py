@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from autograder.artifacts import inert
 from autograder.graders.checks import expect
 from autograder.plan import TRAIN_ONE_EPOCH
 
@@ -56,6 +57,6 @@ def test_returns_update_count(artifacts):
     calls = len(record.get("calls") or [])
     returned = record.get("returned")
     expect(record.get("returned_type") == "int",
-           f"train_one_epoch returned a {record.get('returned_type')}; return the number of updates as an int.")
+           f"train_one_epoch returned a {inert(record.get('returned_type'))}; return the number of updates as an int.")
     expect(returned == calls and calls > 0,
            f"train_one_epoch returned {returned} but made {calls} updates; count one per train_on_batch call.")

@@ -8,7 +8,7 @@ with numpy on the MNIST test set, whose labels never enter a sandbox.
 import numpy as np
 import pytest
 
-from autograder.artifacts import ProbeFailed
+from autograder.artifacts import ProbeFailed, inert
 from autograder.graders.checks import Mismatch, expect, linear_credit
 from autograder.numpy_model import UnsupportedModel, accuracy, from_export
 
@@ -26,7 +26,7 @@ def _rebuild(artifacts, inputs, thresholds, probe):
     try:
         own = artifacts.array(probe, "sample_output")
     except ProbeFailed:
-        raise Mismatch(f"The model could not make predictions: {record.get('sample_error', 'unknown error')}.") from None
+        raise Mismatch(f"The model could not make predictions: {inert(record.get('sample_error', 'unknown error'))}.") from None
     if own.shape[0] != len(sample) or own.reshape(len(sample), -1).shape[1] != model.output_units \
             or not np.allclose(model.predict(sample), own.reshape(len(sample), -1), atol=1e-4):
         raise Mismatch("The model's predictions do not match what its layers and weights compute, so it cannot be "
@@ -86,6 +86,8 @@ def test_retrain_budget(artifacts, inputs, thresholds, credit):
     images, labels = inputs.labelled("retrain_eval")
     achieved = accuracy(model.predict(images), labels)
     required = thresholds.retrain_required
+    if achieved > thresholds.retrain_suspicious:
+        credit.flag("suspicious_accuracy")
     seconds = record.get("train_seconds")
     summary = (f"Retrained with your build_model(), compile_model(optimizer='adam') and train_model on a fixed "
                f"subset, your network reached {achieved:.2%} on held-out images; required {required:.2%}.")

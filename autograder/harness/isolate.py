@@ -75,14 +75,14 @@ def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | Non
             raise IsolationError(1, "refusing to run a submission as root: no slot uid given")
         os.setgroups([])
         os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)  # leaving uid 0 clears every capability
-        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        os.setresuid(uid, uid, uid)  # leaving uid 0 clears the permitted and effective capabilities
     else:
         _write("/proc/sys/user/max_user_namespaces", "0")  # no nested user namespace to regain capabilities
-        _drop_capabilities()
+    drop_capabilities()
 
 
-def _drop_capabilities() -> None:
+def drop_capabilities() -> None:
+    """Empty every capability set (bounding set where allowed) and set no_new_privs."""
     for capability in range(LAST_CAPABILITY + 1):
         _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)  # unknown numbers fail harmlessly
 

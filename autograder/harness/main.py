@@ -18,7 +18,7 @@ import stat
 import sys
 import time
 
-from . import protocol
+from . import isolate, protocol
 
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
@@ -59,6 +59,9 @@ def prepare(plan: dict) -> None:
 
 def serve(plan: dict, control: int, *, startup_seconds: float) -> int:
     """Run every probe of ``plan``, one forked child each, and stream a frame per probe."""
+    # PID 1 receives, from inside its namespace, exactly the signals it has a handler for, and Python
+    # installs one for SIGINT: without this, os.kill(1, SIGINT) from student code ends the supervisor.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for folder in ("out", "work", "home"):
         os.makedirs(os.path.join(plan["scratch"], folder), mode=0o700, exist_ok=True)
     send(control, "_startup", {"seconds": round(startup_seconds, 3), "pid": os.getpid(), "uid": os.getuid()}, [])
@@ -74,8 +77,8 @@ def _drop_privileges(uid) -> None:
         return
     os.setgroups([])
     os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)  # clears every capability: we never asked to keep them
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    os.setresuid(uid, uid, uid)  # clears the permitted and effective capabilities
+    isolate.drop_capabilities()  # and the inheritable ones; sets no_new_privs
     if os.getuid() != uid or os.geteuid() != uid:
         raise SystemExit("could not drop privileges")
 
@@ -113,6 +116,11 @@ def run_probe(spec: dict, plan: dict, control: int):
     name, timeout = spec["name"], float(spec["timeout_s"])
     out_root = os.path.join(plan["scratch"], "out")
     _remove_tree(out_root)  # whatever an earlier probe left there, including symlinks
+    # Nothing an earlier probe left in the scratch space may cost this one (a full disk, planted files):
+    # empty the work folder and HOME, keeping only what save_model's probe hands to load_model's.
+    keep = HANDOFF_FILES if name == "load_model" else ()
+    for folder in (plan["work_dir"], os.path.join(plan["scratch"], "home")):
+        _empty(folder, keep=keep)
     out_dir = os.path.join(out_root, name)
     os.makedirs(out_dir, mode=0o700)
     started = time.perf_counter()
@@ -228,6 +236,31 @@ def _collect(out_dir: str):
 
 
 PROBE_FILE_CAP = 48 * 1024 * 1024
+HANDOFF_FILES = ("saved_by_grader.keras", "saved_by_student.keras")
+
+
+def _empty(folder: str, *, keep=()) -> None:
+    """Remove everything in ``folder`` but the regular files named in ``keep``; make it again if needed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(folder, name)
+        if name in keep and os.path.isfile(path) and not os.path.islink(path):
+            continue
+        for root, dirs, _ in os.walk(path):  # a student may have taken away our write permission
+            for entry in dirs:
+                try:
+                    os.chmod(os.path.join(root, entry), 0o700)
+                except OSError:
+                    pass
+        try:
+            os.chmod(path, 0o700) if os.path.isdir(path) and not os.path.islink(path) else None
+        except OSError:
+            pass
+        _remove_tree(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
 
 
 def _remove_tree(path: str) -> None:

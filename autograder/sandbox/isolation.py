@@ -187,7 +187,9 @@ def memory_cgroup(settings: Settings, slot: int) -> Path | None:
     parent = _cgroup_parent()
     if parent is None or settings.memory_mb <= 0:
         return None
-    path = parent / "autograder" / f"slot-{slot}"
+    # Named after the uid, not the slot: two grading runs on one machine with different uid ranges must
+    # not charge (and OOM-kill) each other's sandboxes in one cgroup.
+    path = parent / "autograder" / f"uid-{settings.first_uid + slot}"
     limit = str(settings.memory_mb * 1024 * 1024)
     try:
         path.mkdir(parents=True, exist_ok=True)

