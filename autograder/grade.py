@@ -17,7 +17,6 @@ import json
 import os
 import queue
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +34,8 @@ from .report import (SubmissionReport, build_report, class_table, pass_rates_csv
                      write_atomic, write_submission_files)
 from .rubric import Rubric, load_rubric
 from .sandbox import isolation
+from .scoring import SCORING_TIMEOUT_S, score_in_child
+from .scoring import warm_up as scoring_warm_up
 from .sandbox.pool import WarmPool, WorkerUnavailable
 from .sandbox.runner import SandboxError, run_probes
 from .settings import PACKAGE_DIR, Settings
@@ -106,9 +107,9 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
         except isolation.IsolationUnavailable as error:
             raise GraderError(f"{error}\n(For development only, --unsafe-no-sandbox runs student code without "
                               "isolation.)") from None
+    found = discover(submissions)
     rubric = load_rubric(rubric_path) if rubric_path else load_rubric()
     threshold_values = thresholds(rubric, load_reference(reference_path))
-    found = discover(submissions)
     out_dir = Path(out_dir)
     private = out_dir / ".grader"
     try:
@@ -119,15 +120,29 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
         raise GraderError(f"Cannot write to {out_dir}: {error.strerror}.") from None
     stamp = fingerprint(rubric, threshold_values.as_dict())
     settings, uid_lock = claim_uid_range(settings)  # held until this process ends
+    # No more parallel jobs than submissions. Slots a small class leaves free become helper slots that run
+    # a submission's budgeted retrain beside its other checks (one submission on two cores: both used).
+    slots_total = settings.resolved_jobs()
+    jobs = min(slots_total, max(1, len(found)))
+    helpers = slots_total - jobs if settings.warm_workers and not settings.unsafe_no_sandbox else 0
+    threads = settings.threads_per_job or max(1, (os.cpu_count() or 1) // (jobs + helpers))
+    settings = dataclasses.replace(settings, jobs=jobs, threads_per_job=threads)
     book = Gradebook(gradebook_url or default_url(out_dir))
     run_id = book.start_run(command=command, fingerprint=stamp, settings=asdict(settings))
     status = "interrupted"
+    pool = None
     try:
-        inputs = _prepare_inputs(private, rubric)
+        scoring_warm_up()  # the scoring server imports pytest and the graders meanwhile
+        inputs_root = _empty_inputs(private)
+        # The warm workers import Keras (seconds) while the inputs are written into the folder they bind.
+        pool = _warm_pool(settings, inputs_root / "public", private)
+        if pool is not None:
+            pool.prestart(range(jobs + helpers))
+        inputs = _build_inputs(inputs_root, rubric)
         write_atomic(private / "thresholds.json", json.dumps(threshold_values.as_dict()))
         outcomes = _grade_all(found, out_dir=out_dir, private=private, inputs=inputs, rubric=rubric,
                               settings=settings, book=book, run_id=run_id, stamp=stamp, regrade=regrade,
-                              progress=progress)
+                              progress=progress, pool=pool, helpers=helpers)
         reports = [o.report for o in outcomes]
         write_atomic(out_dir / "summary.csv", summary_csv(reports))
         write_atomic(out_dir / "test_pass_rates.csv", pass_rates_csv(reports))
@@ -141,6 +156,8 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
                                  "recorded; free some space and run the same command again to grade the rest.") from None
         raise
     finally:
+        if pool is not None:
+            pool.close()
         try:
             book.finish_run(run_id, status)
         except Exception:
@@ -170,10 +187,17 @@ def claim_uid_range(settings: Settings):
     raise GraderError(f"Every block of sandbox uids from {settings.first_uid} is in use by another grading run.")
 
 
-def _prepare_inputs(private: Path, rubric: Rubric) -> GradingInputs:
+def _empty_inputs(private: Path) -> Path:
     root = private / "inputs"
     if root.exists():
         shutil.rmtree(root)
+    (root / "public").mkdir(parents=True)
+    os.chmod(root, 0o755)
+    os.chmod(root / "public", 0o755)
+    return root
+
+
+def _build_inputs(root: Path, rubric: Rubric) -> GradingInputs:
     from .mnist_data import MnistDataError
     try:
         return build_inputs(root, retrain=rubric.retrain)
@@ -182,23 +206,29 @@ def _prepare_inputs(private: Path, rubric: Rubric) -> GradingInputs:
 
 
 def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, settings, book, run_id, stamp,
-               regrade, progress) -> list[GradeOutcome]:
+               regrade, progress, pool, helpers: int = 0) -> list[GradeOutcome]:
     jobs = settings.resolved_jobs()
-    pool = _warm_pool(settings, inputs, private)
     slots: queue.Queue[int] = queue.Queue()
+    spare: queue.Queue[int] = queue.Queue()
     for slot in range(jobs):
         slots.put(slot)
+    for slot in range(jobs, jobs + helpers):
+        spare.put(slot)
     bar = ProgressBar(len(found), enabled=progress)
     results: dict[str, GradeOutcome] = {}
 
     def work(submission: Submission) -> GradeOutcome:
         slot = slots.get()
+        helper = None if spare.empty() else spare.get()
         try:
+            workers = [w for w in (_worker(pool, slot), _worker(pool, helper) if helper is not None else None) if w]
             return grade_one(submission, out_dir=out_dir, private=private, inputs=inputs, rubric=rubric,
                              settings=settings, book=book, run_id=run_id, stamp=stamp, regrade=regrade, slot=slot,
-                             worker=_worker(pool, slot))
+                             workers=workers)
         finally:
             slots.put(slot)
+            if helper is not None:
+                spare.put(helper)
 
     try:
         with ThreadPoolExecutor(max_workers=jobs) as executor:
@@ -209,34 +239,29 @@ def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, set
                 bar.advance(outcome)
     finally:
         bar.close()
-        if pool is not None:
-            pool.close()
     return [results[s.name] for s in found]
 
 
-def _warm_pool(settings: Settings, inputs: GradingInputs, private: Path) -> WarmPool | None:
+def _warm_pool(settings: Settings, public_inputs: Path, private: Path) -> WarmPool | None:
     """Warm zygotes (one per slot) unless switched off or running without a sandbox."""
     if not settings.warm_workers or settings.unsafe_no_sandbox:
         return None
-    return WarmPool(settings=settings, inputs_dir=inputs.public, root=private / "workers")
+    return WarmPool(settings=settings, inputs_dir=public_inputs, root=private / "workers")
 
 
 def _worker(pool: WarmPool | None, slot: int):
     if pool is None:
         return None
-    worker = pool.worker(slot)
-    if not worker.alive:
-        try:
-            worker.start()
-        except WorkerUnavailable as error:
-            print(f"warning: {error}; grading slot {slot} with cold sandboxes", file=sys.stderr)
-            return None
-    return worker
+    try:
+        return pool.worker(slot)
+    except WorkerUnavailable as error:
+        print(f"warning: {error}; grading slot {slot} with cold sandboxes", file=sys.stderr)
+        return None
 
 
 def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: GradingInputs, rubric: Rubric,
               settings: Settings, book: Gradebook, run_id: int, stamp: str, regrade: bool,
-              slot: int, worker=None) -> GradeOutcome:
+              slot: int, workers=()) -> GradeOutcome:
     """Grade one submission through every stage; its own mistakes end up in its feedback."""
     started = time.perf_counter()
     timing = Timing()
@@ -263,7 +288,7 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
         try:
             sandbox = run_probes(runnable, submission_dir=staged.directory, inputs_dir=inputs.public,
                                  artifacts_dir=artifacts_dir, work_dir=work_dir, settings=settings, slot=slot,
-                                 worker=worker)
+                                 workers=workers)
         except SandboxError as error:
             raise GraderError(f"The sandbox failed before running {submission.name}'s code: {error}") from None
         flags += sandbox.flags
@@ -288,33 +313,26 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
     return GradeOutcome(report, timing)
 
 
-SCORING_TIMEOUT_S = 600
-SCORING_MEMORY_BYTES = 6 * 2**30
-
-
 def _score(directory: Path, artifacts_dir: Path, inputs: GradingInputs, private: Path, rubric: Rubric) -> dict:
-    """Run the hidden graders in a fresh trusted subprocess (no pytest state shared between students).
+    """Run the hidden graders on one submission's artifacts (a fresh fork of the scoring server).
 
     The graders read nothing but this submission's artifacts, so when they crash or run out of time or
     memory, that costs this submission (every check failed, flagged grader_error for the TA), never the
     batch; only a full disk, which is the grader's own environment, stops the run.
     """
     out = directory / "scores.json"
-    command = ["prlimit", f"--as={SCORING_MEMORY_BYTES}", "--",  # a blow-up is a MemoryError, not the host's OOM killer
-               sys.executable, "-m", "autograder.scoring", "--artifacts", str(artifacts_dir),
-               "--inputs", str(inputs.root), "--intake", str(directory / "intake.json"),
-               "--thresholds", str(private / "thresholds.json"), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_DIR.parent), os.environ.get("PYTHONPATH", "")]),
-           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # only our graders' fixtures, no third-party plugins
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=SCORING_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    log = private / "work" / directory.name / "scoring.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["--artifacts", str(artifacts_dir), "--inputs", str(inputs.root), "--intake", str(directory / "intake.json"),
+            "--thresholds", str(private / "thresholds.json"), "--out", str(out)]
+    exit_code = score_in_child(argv, log=log)
+    if exit_code is None:
         return _scoring_failed(rubric, f"scoring {directory.name} took more than {SCORING_TIMEOUT_S} s")
-    if result.returncode != 0 or not out.exists():
-        if "No space left on device" in result.stderr:
+    if exit_code != 0 or not out.exists():
+        text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        if "No space left on device" in text:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return _scoring_failed(rubric, f"The graders crashed while scoring {directory.name} "
-                                       f"(exit {result.returncode}):\n{result.stderr[-3000:]}")
+        return _scoring_failed(rubric, f"The graders crashed while scoring {directory.name} (exit {exit_code}):\n{text}")
     return json.loads(out.read_text())
 
 

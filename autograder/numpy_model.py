@@ -82,7 +82,8 @@ class NumpyModel:
     def predict(self, x_flat: np.ndarray, batch_size: int = 2000) -> np.ndarray:
         outputs = []
         for start in range(0, len(x_flat), batch_size):
-            z = x_flat[start:start + batch_size].astype(np.float64).reshape(-1, *self.input_shape)
+            # float32 like Keras: half the time and memory of float64, and the same rounding as the model's own
+            z = x_flat[start:start + batch_size].astype(np.float32).reshape(-1, *self.input_shape)
             for step in self.steps:
                 z = step(z)
             outputs.append(z.reshape(len(z), -1))
@@ -176,8 +177,8 @@ def _layer_step(index, kind, config, weights, shape):
         if [tuple(w.shape) for w in weights] != expected:
             raise UnsupportedModel(f"layer {index} (Dense) has weights {[w.shape for w in weights]}; "
                                    f"expected {expected}")
-        kernel = weights[0].astype(np.float64)
-        bias = weights[1].astype(np.float64) if use_bias else 0.0
+        kernel = weights[0].astype(np.float32)
+        bias = weights[1].astype(np.float32) if use_bias else np.float32(0.0)
         step = lambda z, k=kernel, b=bias, f=function: f(np.tensordot(z, k, axes=([-1], [0])) + b)  # noqa: E731
         return step, (*shape[:-1], units), f"Dense({units}, {config.get('activation')})"
     if kind == "BatchNormalization":
@@ -188,11 +189,11 @@ def _layer_step(index, kind, config, weights, shape):
         expected_count = int(bool(center)) + int(bool(scale)) + 2
         if len(weights) != expected_count or any(w.shape != (shape[-1],) for w in weights):
             raise UnsupportedModel(f"layer {index} (BatchNormalization) has unexpected weights")
-        values = [w.astype(np.float64) for w in weights]
+        values = [w.astype(np.float32) for w in weights]
         gamma = values.pop(0) if scale else 1.0
         beta = values.pop(0) if center else 0.0
         mean, variance = values
-        epsilon = float(config.get("epsilon", 1e-3))
+        epsilon = np.float32(config.get("epsilon", 1e-3))
         step = lambda z: (z - mean) / np.sqrt(variance + epsilon) * gamma + beta  # noqa: E731
         return step, shape, "BatchNormalization"
     raise UnsupportedModel(f"layer {index}: {kind} is not supported")

@@ -70,5 +70,6 @@ def probes(settings: Settings, rubric: Rubric, *, has_model_file: bool) -> list[
         specs.append(ProbeSpec("trained_model", limit))
     budget = rubric.retrain
     specs.append(ProbeSpec("retrain", settings.retrain_timeout_s,
-                           {"seed": budget.seed, "epochs": budget.epochs, "batch_size": budget.batch_size}))
+                           {"seed": budget.seed, "epochs": budget.epochs, "batch_size": budget.batch_size,
+                            "hidden_units": list(budget.hidden_units)}))
     return specs

@@ -101,7 +101,8 @@ def retrain_reference(*, settings: Settings, runs: int) -> dict:
                                   mnist=mnist)
             budget = rubric.retrain
             spec = ProbeSpec("retrain", settings.retrain_timeout_s,
-                             {"seed": budget.seed + index, "epochs": budget.epochs, "batch_size": budget.batch_size})
+                             {"seed": budget.seed + index, "epochs": budget.epochs, "batch_size": budget.batch_size,
+                              "hidden_units": list(budget.hidden_units)})
             artifacts_dir = root / f"artifacts-{index}"
             run_probes([spec], submission_dir=staged, inputs_dir=inputs.public, artifacts_dir=artifacts_dir,
                        work_dir=root / f"work-{index}", settings=settings, slot=0)

@@ -1,9 +1,11 @@
 """Artifacts -> scores: run the hidden pytest graders over one submission's artifacts.
 
 ``score()`` runs pytest in this (trusted) process with a plugin that maps each test to its rubric
-item and records points, status and the student-facing message. `grade.py` calls it in a fresh
-subprocess per submission (``python -m autograder.scoring``) so pytest's module state never carries
-from one student to the next. No Keras here, no student code: only files read through `Artifacts`.
+item and records points, status and the student-facing message. `grade.py` calls it through
+`score_in_child()`: a fresh fork, per submission, of a server process that has already imported
+pytest, numpy and the graders, so pytest's state never carries from one student to the next and the
+imports are paid once. ``python -m autograder.scoring`` reruns this stage alone. No Keras here, no
+student code: only files read through `Artifacts`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import multiprocessing
 import os
+import resource
 import sys
+import threading
 from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,7 +109,7 @@ class ScoringPlugin:
 def score(context: GradingContext) -> tuple[list[TestOutcome], list[str]]:
     """Run every grader; return one outcome per rubric item (missing ones score 0) and internal errors."""
     plugin = ScoringPlugin(context)
-    args = [str(GRADERS_DIR), "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short",
+    args = [str(GRADERS_DIR), "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--tb=short", "--assert=plain",
             "-c", os.devnull, "--rootdir", str(GRADERS_DIR), "-W", "ignore::DeprecationWarning"]
     with redirect_stdout(io.StringIO()):
         pytest.main(args, plugins=[plugin])
@@ -141,6 +146,53 @@ def main(argv=None) -> int:
     temporary.write_text(json.dumps(payload, indent=1))
     os.replace(temporary, args.out)
     return 0
+
+
+SCORING_TIMEOUT_S = 600
+SCORING_MEMORY_BYTES = 6 * 2**30
+_FORKSERVER = None
+
+
+def score_in_child(argv: list[str], *, log: Path, timeout_s: float = SCORING_TIMEOUT_S) -> int | None:
+    """Run ``main(argv)`` in a fresh fork of the scoring server; its exit code, or None after a timeout.
+
+    The child has an address-space limit, so a pathological model is a MemoryError there, never the
+    host's OOM killer; its output goes to ``log``.
+    """
+    process = _server().Process(target=_child, args=(argv, str(log)))
+    process.start()
+    process.join(timeout_s)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return None
+    return process.exitcode
+
+
+def warm_up() -> threading.Thread:
+    """Start the scoring server (imports pytest, numpy and the graders) in the background, now."""
+    thread = threading.Thread(target=lambda: score_in_child(["--help"], log=Path(os.devnull)), daemon=True)
+    thread.start()
+    return thread
+
+
+def _server():
+    global _FORKSERVER
+    if _FORKSERVER is None:
+        context = multiprocessing.get_context("forkserver")
+        graders = [f"autograder.graders.{path.stem}" for path in sorted(GRADERS_DIR.glob("*.py"))]
+        context.set_forkserver_preload(["autograder.scoring", *graders])
+        _FORKSERVER = context
+    return _FORKSERVER
+
+
+def _child(argv: list[str], log: str) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (SCORING_MEMORY_BYTES, SCORING_MEMORY_BYTES))
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # our graders' fixtures only, no third-party plugins
+    sys.exit(main(argv))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ class Settings:
     max_processes: int = field(default=256, metadata={"help": "RLIMIT_NPROC: processes and threads per sandbox uid"})
     max_file_mb: int = field(default=128, metadata={"help": "RLIMIT_FSIZE: largest file a submission may write"})
     scratch_mb: int = field(default=512, metadata={"help": "size of the sandbox's private /tmp"})
-    threads_per_job: int = field(default=1, metadata={"help": "TensorFlow/BLAS threads per submission"})
+    threads_per_job: int = field(default=0, metadata={
+        "help": "TensorFlow/BLAS threads per submission (0: the cores divided among the jobs)"})
     first_uid: int = field(default=61000, metadata={"help": "first host uid of the per-slot sandbox identities (root only)"})
     warm_workers: bool = field(default=True, metadata={
         "help": "import Keras once per slot and fork an isolated child per submission"})
@@ -39,6 +40,12 @@ class Settings:
 
     def resolved_jobs(self) -> int:
         return self.jobs if self.jobs > 0 else max(1, os.cpu_count() or 1)
+
+    def resolved_threads(self) -> int:
+        """Threads per job: parallel jobs must not fight over the cores, a lone job may use them all."""
+        if self.threads_per_job > 0:
+            return self.threads_per_job
+        return max(1, (os.cpu_count() or 1) // self.resolved_jobs())
 
 
 def load_settings(cli: dict | None = None, *, pyproject: Path | None = None, environ=None) -> Settings:

@@ -8,8 +8,9 @@
 Submissions are the instructor's solution with one common mistake each (tests/submissions/mistakes,
 cycled), each with the example model.keras. Prints per-submission wall time (median, p95), class
 throughput, peak memory (PSS, shared pages split between processes) per worker slot and of the grader, and the split of each submission's time into
-sandbox start-up (Python + Keras import), student code (the probes, retrain separately), the graders
-and the rest. Figures are printed, not asserted: timing is a benchmark's job, not a test's.
+the sandbox (its start-up: Python + Keras import, zero with warm workers; the probes; the budgeted
+retrain, which runs beside the probes when a spare slot is free), the graders, and the rest. The warm
+workers' own Keras import is paid once per slot, before the first submission, inside the class wall time. Figures are printed, not asserted: timing is a benchmark's job, not a test's.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     count = 1 if args.single else args.n
-    settings = load_settings({"jobs": 1 if args.single else args.jobs, "warm_workers": not args.cold})
-    jobs = settings.resolved_jobs()
+    settings = load_settings({"jobs": args.jobs, "warm_workers": not args.cold})
+    jobs = settings.resolved_jobs()  # slots: with fewer submissions, spare slots help (the retrain beside)
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as temporary:
         root = Path(temporary)
         paths = make_class(count, root / "class")
@@ -125,8 +126,9 @@ def main(argv=None) -> int:
     startup = [o.timing.sandbox_startup for o in outcomes]
     retrain = [(o.timing.probes or {}).get("retrain") or 0.0 for o in outcomes]
     probes = [sum(v or 0.0 for k, v in (o.timing.probes or {}).items() if k != "retrain") for o in outcomes]
+    sandbox = [o.timing.sandbox_wall for o in outcomes]
     scoring = [o.timing.scoring for o in outcomes]
-    other = [t - s - r - p - g for t, s, r, p, g in zip(totals, startup, retrain, probes, scoring)]
+    other = [t - w - g for t, w, g in zip(totals, sandbox, scoring)]
     figures = {
         "machine": machine(), "python": platform.python_version(), "submissions": count, "jobs": jobs,
         "warm_workers": settings.warm_workers and not args.cold, "class_wall_seconds": round(wall, 1),
@@ -134,11 +136,14 @@ def main(argv=None) -> int:
         "per_submission_seconds": {"median": round(statistics.median(totals), 2),
                                    "p95": round(percentile(totals, 0.95), 2), "max": round(max(totals), 2)},
         "split_seconds_mean": {
-            "sandbox_startup_python_keras": round(statistics.fmean(startup), 2),
-            "student_code_probes": round(statistics.fmean(probes), 2),
-            "budgeted_retrain": round(statistics.fmean(retrain), 2),
+            "sandbox_wall": round(statistics.fmean(sandbox), 2),
+            "of_which_startup_python_keras": round(statistics.fmean(startup), 2),
+            "of_which_student_code_probes_sum": round(statistics.fmean(probes), 2),
+            "of_which_budgeted_retrain": round(statistics.fmean(retrain), 2),
             "graders_and_model_evaluation": round(statistics.fmean(scoring), 2),
-            "staging_reports_gradebook_and_waiting": round(statistics.fmean(other), 2)},
+            "staging_reports_gradebook": round(statistics.fmean(other), 2)},
+        "probe_seconds_mean": {name: round(statistics.fmean((o.timing.probes or {}).get(name) or 0.0 for o in outcomes), 2)
+                               for name in (outcomes[0].timing.probes or {})},
         "peak_rss_mb_per_slot": {str(uid): round(rss / 2**20) for uid, rss in sorted(sampler.peak_by_uid.items())},
         "peak_rss_mb_grader_processes": round(sampler.peak_grader / 2**20),
         "scores": sorted(o.report.total for o in outcomes),

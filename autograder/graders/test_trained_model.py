@@ -5,6 +5,8 @@ archive); here its exported layers are checked against the allowlist and the acc
 with numpy on the MNIST test set, whose labels never enter a sandbox.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -89,8 +91,11 @@ def test_retrain_budget(artifacts, inputs, thresholds, credit):
     if achieved > thresholds.retrain_suspicious:
         credit.flag("suspicious_accuracy")
     seconds = record.get("train_seconds")
-    summary = (f"Retrained with your build_model(), compile_model(optimizer='adam') and train_model on a fixed "
-               f"subset, your network reached {achieved:.2%} on held-out images; required {required:.2%}.")
+    budget = json.loads((inputs.trusted / "retrain.json").read_text())
+    summary = (f"Retrained with your build_model(hidden_units={tuple(budget['hidden_units'])}), "
+               f"compile_model(optimizer='adam') and "
+               f"train_model on a fixed subset, your network reached {achieved:.2%} on held-out images; required "
+               f"{required:.2%}.")
     fraction = linear_credit(achieved, required, thresholds.retrain_zero)
     if fraction < 1.0:
         credit.partial(fraction, f"{summary} Check that build_model ends in softmax, compile_model uses "

@@ -236,7 +236,7 @@ def _collect(out_dir: str):
 
 
 PROBE_FILE_CAP = 48 * 1024 * 1024
-HANDOFF_FILES = ("saved_by_grader.keras", "saved_by_student.keras")
+HANDOFF_FILES = ("saved_by_grader.keras",)
 
 
 def _empty(folder: str, *, keep=()) -> None:

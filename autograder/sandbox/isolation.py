@@ -85,7 +85,7 @@ def system_binds() -> list[str]:
 
 
 def environment(settings: Settings) -> list[str]:
-    threads = str(settings.threads_per_job)
+    threads = str(settings.resolved_threads())
     variables = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": f"{INSIDE_SCRATCH}/home",

@@ -41,12 +41,21 @@ class WarmWorker:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the worker's sandbox without waiting for Keras to load.
+
+        Call it from a thread that outlives the worker: bwrap's --die-with-parent follows the thread
+        that started it (PR_SET_PDEATHSIG), not the process.
+        """
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
         self.inbox.mkdir(parents=True)
         for folder in (self.home, self.inbox):
             os.chmod(folder, 0o755)
-        worker = {"uid": isolation.slot_uid(self.settings, self.slot), "threads": self.settings.threads_per_job,
+        worker = {"uid": isolation.slot_uid(self.settings, self.slot), "threads": self.settings.resolved_threads(),
                   "scratch": isolation.INSIDE_SCRATCH, "scratch_bytes": self.settings.scratch_mb * 2**20}
         config = self.home / "config"
         config.mkdir()
@@ -59,6 +68,8 @@ class WarmWorker:
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                                         start_new_session=True, close_fds=True)
+
+    def wait_ready(self) -> None:
         frame = self._read_with_timeout(self.settings.startup_timeout_s)
         if frame is None or frame[0]["probe"] != "_ready":
             self.stop()
@@ -149,20 +160,52 @@ class WarmWorker:
 
 
 class WarmPool:
-    """One warm worker per slot, started lazily; ``close()`` stops them all."""
+    """One warm worker per slot; ``prestart`` starts them in the background, ``close()`` stops them all."""
 
     def __init__(self, *, settings: Settings, inputs_dir: Path, root: Path):
         self.settings, self.inputs_dir, self.root = settings, inputs_dir, root
         self.workers: dict[int, WarmWorker] = {}
+        self.starting: dict[int, threading.Thread] = {}
+        self.failures: dict[int, WorkerUnavailable] = {}
         self.lock = threading.Lock()
 
-    def worker(self, slot: int) -> WarmWorker:
+    def _make(self, slot: int) -> WarmWorker:
         with self.lock:
             if slot not in self.workers:
                 self.workers[slot] = WarmWorker(settings=self.settings, slot=slot, inputs_dir=self.inputs_dir,
                                                 root=self.root)
             return self.workers[slot]
 
+    def prestart(self, slots) -> None:
+        """Launch every slot's worker from this thread (it must outlive them), wait for them in the background."""
+        for slot in slots:
+            worker = self._make(slot)
+            worker.launch()
+
+            def wait(worker=worker, slot=slot):
+                try:
+                    worker.wait_ready()
+                except WorkerUnavailable as error:
+                    self.failures[slot] = error
+
+            thread = threading.Thread(target=wait, daemon=True)
+            self.starting[slot] = thread
+            thread.start()
+
+    def worker(self, slot: int) -> WarmWorker:
+        """The slot's running worker (waiting for a background start); raises WorkerUnavailable."""
+        thread = self.starting.pop(slot, None)
+        if thread is not None:
+            thread.join()
+        if slot in self.failures:
+            raise self.failures.pop(slot)
+        worker = self._make(slot)
+        if not worker.alive:
+            worker.start()
+        return worker
+
     def close(self) -> None:
+        for thread in list(self.starting.values()):
+            thread.join()
         for worker in self.workers.values():
             worker.stop()

@@ -53,8 +53,12 @@ class SandboxResult:
     stderr_tail: str = ""
 
 
+# Probes a helper worker runs beside the others when one is free: the longest one.
+PARALLEL_PROBES = ("retrain",)
+
+
 def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Path, artifacts_dir: Path,
-               work_dir: Path, settings: Settings, slot: int, worker=None) -> SandboxResult:
+               work_dir: Path, settings: Settings, slot: int, workers=()) -> SandboxResult:
     """Run ``probes`` for one staged submission; never raises for anything the submission does.
 
     Args:
@@ -65,13 +69,44 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
         work_dir: a private folder of the grader for the plan file and logs (created).
         settings: limits and isolation switches.
         slot: the worker slot; picks the sandbox uid and memory cgroup.
-        worker: a `pool.WarmWorker` for this slot (a warm zygote), or None for a cold sandbox.
+        workers: warm zygotes (`pool.WarmWorker`) for this slot and, optionally, a helper slot that runs
+            the budgeted retrain in its own isolated job at the same time; empty for a cold sandbox.
 
     Raises:
         SandboxError: the sandbox itself could not start (before any student code ran).
     """
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
+    workers = list(workers)
+    if len(workers) >= 2 and any(p.name in PARALLEL_PROBES for p in probes):
+        beside = [p for p in probes if p.name in PARALLEL_PROBES]
+        main = [p for p in probes if p.name not in PARALLEL_PROBES]
+        results: list[SandboxResult] = []
+        errors: list[BaseException] = []
+
+        def run_beside():
+            try:
+                results.append(run_probes(beside, submission_dir=submission_dir, inputs_dir=inputs_dir,
+                                          artifacts_dir=artifacts_dir, work_dir=work_dir / "beside",
+                                          settings=settings, slot=slot, workers=workers[1:2]))
+            except BaseException as error:  # re-raised in the caller's thread
+                errors.append(error)
+
+        thread = threading.Thread(target=run_beside)
+        thread.start()
+        merged = run_probes(main, submission_dir=submission_dir, inputs_dir=inputs_dir, artifacts_dir=artifacts_dir,
+                            work_dir=work_dir, settings=settings, slot=slot, workers=workers[:1])
+        thread.join()
+        if errors:
+            raise errors[0]
+        other = results[0]
+        merged.statuses.update(other.statuses)
+        merged.flags += other.flags
+        merged.startup_seconds += other.startup_seconds
+        merged.launches += other.launches
+        merged.wall_seconds = max(merged.wall_seconds, other.wall_seconds)
+        return merged
+    worker = workers[0] if workers else None
     result = SandboxResult()
     started = time.perf_counter()
     remaining = list(probes)
@@ -102,7 +137,7 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
 
 def _plan(probes, settings: Settings, *, scratch: str, paths: dict, uid) -> dict:
     return {"probes": [{"name": p.name, "timeout_s": p.timeout_s, "params": p.params} for p in probes],
-            "scratch": scratch, "work_dir": f"{scratch}/work", "threads": settings.threads_per_job, "uid": uid,
+            "scratch": scratch, "work_dir": f"{scratch}/work", "threads": settings.resolved_threads(), "uid": uid,
             **paths}
 
 
@@ -140,7 +175,7 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
                 f"sys.exit(main({str(plan_dir / 'plan.json')!r}))"]
         env = {**{k: v for k, v in os.environ.items() if k.startswith(("PATH", "LANG"))},
                "HOME": scratch, "KERAS_HOME": f"{scratch}/.keras", "KERAS_BACKEND": settings.backend,
-               "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(settings.threads_per_job)}
+               "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(settings.resolved_threads())}
     else:
         plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=isolation.slot_uid(settings, slot),
                      paths={"submission": isolation.INSIDE_SUBMISSION, "inputs": isolation.INSIDE_INPUTS})
