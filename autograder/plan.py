@@ -43,8 +43,8 @@ MINIBATCH_CASES = (
 )
 SIZE_CASES = ("first", "uneven", "one_batch", "oversized", "singletons")
 
-TRAIN_ONE_EPOCH = {"n": 300, "batch_size": 64, "seed": 3}
-TRAIN_MODEL = {"n": 300, "batch_size": 50, "epochs": 2}
+TRAIN_ONE_EPOCH = {"n": 200, "batch_size": 64, "seed": 3}
+TRAIN_MODEL = {"n": 200, "batch_size": 50, "epochs": 2}
 
 
 def probes(settings: Settings, rubric: Rubric, *, has_model_file: bool) -> list[ProbeSpec]:

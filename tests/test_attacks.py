@@ -515,7 +515,7 @@ def test_a_legal_model_cannot_exhaust_the_graders_time():
 
 
 def test_a_scoring_failure_costs_one_submission_not_the_batch(batch, materialized, tmp_path, monkeypatch):
-    """Scoring runs in a subprocess with a time limit (600 s). A submission whose artifacts make it exceed
+    """Scoring runs in a forked process with a time limit (600 s). A submission whose artifacts make it exceed
     the limit (model_slow_scoring's numpy forward pass can be made to take longer than that; here its
     limit is cut to half a second instead) must get its own grader_error, not stop the class. The sandbox
     stage is replayed from the batch's artifacts."""
@@ -528,20 +528,15 @@ def test_a_scoring_failure_costs_one_submission_not_the_batch(batch, materialize
         shutil.copytree(batch.out / artifacts_dir.parent.name / "artifacts", artifacts_dir, dirs_exist_ok=True)
         return SandboxResult(statuses={p.name: {} for p in probes})
 
-    real_run = subprocess.run
+    real_score = grade_module.score_in_child
 
-    class ShortScoringLimit:
-        def __getattr__(self, name):
-            return getattr(subprocess, name)
-
-        @staticmethod
-        def run(command, *args, **kwargs):
-            if "timeout" in kwargs and any(slow in str(part) for part in command):
-                kwargs["timeout"] = 0.5
-            return real_run(command, *args, **kwargs)
+    def short_limit(argv, **kwargs):
+        if any(slow in part for part in argv):
+            kwargs["timeout_s"] = 0.5
+        return real_score(argv, **kwargs)
 
     monkeypatch.setattr(grade_module, "run_probes", replay)
-    monkeypatch.setattr(grade_module, "subprocess", ShortScoringLimit())
+    monkeypatch.setattr(grade_module, "score_in_child", short_limit)
     try:
         outcomes = grade_paths([materialized[slow], materialized[other]], tmp_path / "out",
                                attack_settings(jobs=1, warm_workers=False))

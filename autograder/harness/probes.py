@@ -284,13 +284,18 @@ def probe_compile_model(probe: Probe) -> None:
     data = probe.inputs("training")
     x, y = data["x"][:128], data["y"][:128]
     outcomes = {}
+    shared = []  # one cheap model, compiled again for each optimizer case (Keras allows recompiling)
     for case in probe.params["cases"]:
         label = case["label"]
 
         def body(case=case, label=label):
             # Only the evaluated case needs the grader's weights; the others check the optimizer, so the
             # cheapest model serves.
-            model = small_mlp(data) if case.get("evaluate") else tiny_model()
+            if case.get("evaluate"):
+                model = small_mlp(data)
+            else:
+                shared[:] = shared or [tiny_model()]
+                model = shared[0]
             returned = probe.call("compile_model", model, optimizer=case["optimizer"],
                                   learning_rate=case["learning_rate"])
             outcome = {"returned_same_model": returned is model, "returned_type": type(returned).__name__}
