@@ -1,6 +1,5 @@
 """The guided notebook runs end to end (solution filled in) on the reduced "ci" data budget."""
 
-import os
 import shutil
 
 import pytest
@@ -10,22 +9,20 @@ from autograder import release
 pytestmark = pytest.mark.slow
 
 
-def test_notebook_executes_on_a_small_budget(tmp_path):
+def test_notebook_executes_on_a_small_budget(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
     shutil.copy(release.SOLUTIONS / "hello_mnist.ipynb", tmp_path / "hello_mnist.ipynb")
     shutil.copy(release.SOLUTIONS / "hello_mnist.py", tmp_path / "hello_mnist.py")
     shutil.copy(release.PACKAGE_DIR / "mnist_data.py", tmp_path / "mnist_data.py")
     notebook = nbformat.read(tmp_path / "hello_mnist.ipynb", as_version=4)
-    environment = {"HELLO_MNIST_BUDGET": "ci", "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    saved = {key: os.environ.get(key) for key in environment}
-    os.environ.update(environment)  # the kernel inherits this process's environment
-    try:
-        NotebookClient(notebook, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    # The kernel inherits this environment. No MPLBACKEND: the kernel's inline backend is what turns each
+    # chart into an image output.
+    monkeypatch.setenv("HELLO_MNIST_BUDGET", "ci")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
               if output.get("output_type") == "error"]
     assert not errors, errors[:1]
