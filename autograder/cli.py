@@ -26,8 +26,12 @@ def _settings_options(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(Settings):
         flag = "--" + field.name.replace("_", "-")
         help_text = field.metadata.get("help", "")
-        if field.type == "bool" or isinstance(field.default, bool):
-            parser.add_argument(flag, dest=field.name, action="store_true", default=None, help=help_text)
+        if isinstance(field.default, bool):
+            if field.default:  # on by default: the option turns it off
+                parser.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name, action="store_false",
+                                    default=None, help=f"turn off: {help_text}")
+            else:
+                parser.add_argument(flag, dest=field.name, action="store_true", default=None, help=help_text)
         else:
             parser.add_argument(flag, dest=field.name, default=None, metavar=field.name.split("_")[-1].upper(),
                                 help=f"{help_text} (default {field.default})")

@@ -68,6 +68,19 @@ def test_model_file_loads(artifacts, inputs, thresholds, intake):
     expect(model.output_units == 10, f"The model has {model.output_units} outputs; a digit classifier needs 10.")
 
 
+def _accuracy_credit(credit, model, images, labels, *, required, zero, suspicious, summary, advice) -> None:
+    """Full credit at ``required``, linear down to 0 at ``zero``; flag accuracy above ``suspicious``."""
+    achieved = accuracy(model.predict(images), labels)
+    if achieved > suspicious:
+        credit.flag("suspicious_accuracy")
+    text = summary.format(achieved=achieved, required=required)
+    fraction = linear_credit(achieved, required, zero)
+    if fraction < 1.0:
+        credit.partial(fraction, f"{text} {advice}")
+    else:
+        credit.add_note(text)
+
+
 @pytest.mark.rubric("trained_model.accuracy")
 def test_test_accuracy(artifacts, inputs, thresholds, intake, credit):
     """Does the submitted model reach the required accuracy on the 10,000 MNIST test images?"""
@@ -76,18 +89,11 @@ def test_test_accuracy(artifacts, inputs, thresholds, intake, credit):
         raise Mismatch(*problem)
     model = _rebuild(artifacts, inputs, thresholds, "trained_model")
     expect(model.output_units == 10, f"The model has {model.output_units} outputs; a digit classifier needs 10.")
-    images, labels = inputs.labelled("test")
-    achieved = accuracy(model.predict(images), labels)
-    required = thresholds.trained_model_required
-    if achieved > thresholds.suspicious_accuracy:
-        credit.flag("suspicious_accuracy")
-    summary = f"Test accuracy {achieved:.2%}; required {required:.2%}."
-    fraction = linear_credit(achieved, required, thresholds.trained_model_zero)
-    if fraction < 1.0:
-        credit.partial(fraction, f"{summary} Train longer (the lecture uses 20 epochs at batch size 100), check your "
-                                 "preprocessing (inputs in [0, 1]) and save the trained model, not a fresh one.")
-    else:
-        credit.add_note(summary)
+    _accuracy_credit(credit, model, *inputs.labelled("test"), required=thresholds.trained_model_required,
+                     zero=thresholds.trained_model_zero, suspicious=thresholds.suspicious_accuracy,
+                     summary="Test accuracy {achieved:.2%}; required {required:.2%}.",
+                     advice="Train longer (the lecture uses 20 epochs at batch size 100), check your preprocessing "
+                            "(inputs in [0, 1]) and save the trained model, not a fresh one.")
 
 
 @pytest.mark.rubric("trained_model.retrain")
@@ -96,20 +102,13 @@ def test_retrain_budget(artifacts, inputs, thresholds, credit):
     record = artifacts.record("retrain")
     model = _rebuild(artifacts, inputs, thresholds, "retrain")
     expect(model.output_units == 10, f"build_model's network has {model.output_units} outputs; it needs 10.")
-    images, labels = inputs.labelled("retrain_eval")
-    achieved = accuracy(model.predict(images), labels)
-    required = thresholds.retrain_required
-    if achieved > thresholds.retrain_suspicious:
-        credit.flag("suspicious_accuracy")
-    seconds = record.get("train_seconds")
     budget = json.loads((inputs.trusted / "retrain.json").read_text())
-    summary = (f"Retrained with your build_model(hidden_units={tuple(budget['hidden_units'])}), "
-               f"compile_model(optimizer='adam') and "
-               f"train_model on a fixed subset, your network reached {achieved:.2%} on held-out images; required "
-               f"{required:.2%}.")
-    fraction = linear_credit(achieved, required, thresholds.retrain_zero)
-    if fraction < 1.0:
-        credit.partial(fraction, f"{summary} Check that build_model ends in softmax, compile_model uses "
-                                 "categorical cross-entropy, and train_model passes batch_size and epochs to fit.")
-    else:
-        credit.add_note(summary + (f" Training took {seconds:.1f} s." if isinstance(seconds, (int, float)) else ""))
+    seconds = record.get("train_seconds")
+    took = f" Training took {seconds:.1f} s." if isinstance(seconds, (int, float)) else ""
+    _accuracy_credit(credit, model, *inputs.labelled("retrain_eval"), required=thresholds.retrain_required,
+                     zero=thresholds.retrain_zero, suspicious=thresholds.retrain_suspicious,
+                     summary=f"Retrained with your build_model(hidden_units={tuple(budget['hidden_units'])}), "
+                             "compile_model(optimizer='adam') and train_model on a fixed subset, your network "
+                             "reached {achieved:.2%} on held-out images; required {required:.2%}." + took,
+                     advice="Check that build_model ends in softmax, compile_model uses categorical cross-entropy, "
+                            "and train_model passes batch_size and epochs to fit.")
