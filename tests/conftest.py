@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "submissions"))
-
-import factory  # noqa: E402  (tests/submissions/factory.py)
+sys.path.insert(0, str(REPO / "tests" / "submissions"))  # tests import factory (tests/submissions/factory.py)
 
 # Test submissions are data, never collected: one of them ships a hostile conftest.py.
 collect_ignore_glob = ["submissions/*"]
