@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -18,7 +19,8 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    0x1, 0x2, 0x4, 0x8, 0x20, 0x1000, 0x4000, 1 << 18)
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 24, 38, 1
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 LAST_CAPABILITY = 63
@@ -61,8 +63,7 @@ def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | Non
         _write("/proc/self/gid_map", f"{outer_gid} {outer_gid} 1")
     # Mount changes stay in this namespace.
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    _check(_libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                       f"size={scratch_bytes},mode=1777".encode()), "mount tmpfs")
+    _fresh_scratch(scratch, scratch_bytes)
     pid = os.fork()
     if pid:  # the intermediate process: wait for the namespace's PID 1, pass its status on
         _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
@@ -79,6 +80,22 @@ def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | Non
     else:
         _write("/proc/sys/user/max_user_namespaces", "0")  # no nested user namespace to regain capabilities
     drop_capabilities()
+
+
+def _fresh_scratch(scratch: str, scratch_bytes: int) -> None:
+    """Mount a new tmpfs on ``scratch``, keeping any interpreter folder that lives below it (a virtual
+    environment in /tmp): it is re-bound, read-only, from a descriptor opened before the mount hid it."""
+    interpreter = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    kept = sorted(path for path in interpreter if path.startswith(scratch.rstrip("/") + "/"))
+    descriptors = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in kept]
+    _check(_libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                       f"size={scratch_bytes},mode=1777".encode()), "mount tmpfs")
+    for path, descriptor in zip(kept, descriptors):
+        os.makedirs(path, exist_ok=True)
+        source = f"/proc/self/fd/{descriptor}".encode()
+        _check(_libc.mount(source, path.encode(), None, MS_BIND | MS_REC, None), f"bind {path}")
+        _libc.mount(None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)  # already read-only below
+        os.close(descriptor)
 
 
 def drop_capabilities() -> None:
