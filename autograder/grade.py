@@ -57,6 +57,7 @@ class Timing:
     stage: float = 0.0
     sandbox_startup: float = 0.0
     probes: dict = field(default_factory=dict)
+    probes_cpu: dict = field(default_factory=dict)  # user + system seconds of each probe's process tree
     sandbox_wall: float = 0.0
     scoring: float = 0.0
     total: float = 0.0
@@ -296,6 +297,7 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
             flags.append("forged_output")  # printed something that looks like a grade: ignored, reported
         timing.sandbox_startup = sandbox.startup_seconds[0] if sandbox.startup_seconds else 0.0
         timing.probes = {name: status.get("seconds") for name, status in sandbox.statuses.items()}
+        timing.probes_cpu = {name: _cpu_seconds(status) for name, status in sandbox.statuses.items()}
         timing.sandbox_wall = sandbox.wall_seconds
     tick = time.perf_counter()
     scores = _score(directory, artifacts_dir, inputs, private, rubric)
@@ -311,6 +313,13 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
     write_submission_files(directory, report)
     book.record(run_id, report, fingerprint=stamp, results=results_json(report))
     return GradeOutcome(report, timing)
+
+
+def _cpu_seconds(status: dict) -> float | None:
+    parts = [status.get("cpu_user_seconds"), status.get("cpu_system_seconds")]
+    if not all(isinstance(part, (int, float)) for part in parts):
+        return None
+    return round(sum(parts), 3)
 
 
 def _score(directory: Path, artifacts_dir: Path, inputs: GradingInputs, private: Path, rubric: Rubric) -> dict:
