@@ -85,3 +85,13 @@ def test_feedback_never_shows_grader_internals(graded):
         text = (out / submission.name / "feedback.md").read_text()
         for secret in ("def test_", "autograder/graders", "reference_scores", "assert ", "Traceback"):
             assert secret not in text, (submission.name, secret)
+
+
+def test_timings_account_each_function(graded):
+    """timings.json gives the TA (and the benchmark) each function's wall and CPU seconds in the sandbox."""
+    out, _ = graded
+    timings = json.loads((out / "timings.json").read_text())
+    honest = timings["last_batch_dropped"]
+    assert set(honest["probes_cpu"]) == set(honest["probes"])
+    assert honest["probes_cpu"]["retrain"] > 0.1  # trains a model: real CPU time, measured from the outside
+    assert 0 <= honest["probes_cpu"]["inspect"] < honest["probes_cpu"]["retrain"]  # clock ticks: may round to 0
