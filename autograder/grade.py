@@ -28,6 +28,7 @@ from pathlib import Path
 from . import __version__
 from .gradebook import Gradebook, default_url
 from .inputs import GradingInputs, build_inputs
+from .mnist_data import MnistDataError, check_configured_folder
 from .plan import probes
 from .reference_scores import REFERENCE_PATH, load_reference, thresholds
 from .report import (SubmissionReport, build_report, class_table, pass_rates_csv, results_json, summary_csv,
@@ -109,6 +110,10 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
             raise GraderError(f"{error}\n(For development only, --unsafe-no-sandbox runs student code without "
                               "isolation.)") from None
     found = discover(submissions)
+    try:  # before any worker starts: a wrong data folder is reported in milliseconds, not after Keras loads
+        check_configured_folder()
+    except MnistDataError as error:
+        raise GraderError(str(error)) from None
     rubric = load_rubric(rubric_path) if rubric_path else load_rubric()
     threshold_values = thresholds(rubric, load_reference(reference_path))
     out_dir = Path(out_dir)
@@ -199,7 +204,6 @@ def _empty_inputs(private: Path) -> Path:
 
 
 def _build_inputs(root: Path, rubric: Rubric) -> GradingInputs:
-    from .mnist_data import MnistDataError
     try:
         return build_inputs(root, retrain=rubric.retrain)
     except MnistDataError as error:

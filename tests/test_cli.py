@@ -32,6 +32,7 @@ def test_missing_mnist_exits_2_and_says_how_to_fix(tmp_path):
                              str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2
     assert "MNIST_DATA_DIR" in result.stderr and "not a folder" in result.stderr
+    assert not (tmp_path / "out").exists(), "checked before any output, worker or gradebook is made"
 
 
 def test_help_lists_the_commands(capsys):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from autograder.mnist_data import ENV_VAR, IDX_FILES, MnistDataError, load_mnist
+from autograder.mnist_data import ENV_VAR, IDX_FILES, MnistDataError, check_configured_folder, load_mnist
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,17 @@ def test_missing_folder_and_missing_files_say_what_to_do(tmp_path):
         load_mnist(tmp_path / "nowhere")
     with pytest.raises(MnistDataError, match="Expected the four official files"):
         load_mnist(tmp_path)
+
+
+def test_the_quick_check_gives_the_same_messages_and_passes_real_folders(official_dir, tmp_path, monkeypatch):
+    with pytest.raises(MnistDataError, match="not a folder"):
+        check_configured_folder(tmp_path / "nowhere")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    with pytest.raises(MnistDataError, match="Expected the four official files"):
+        check_configured_folder()
+    check_configured_folder(official_dir)
+    monkeypatch.delenv(ENV_VAR)
+    check_configured_folder()  # nothing configured: Keras's cache or download decides later
 
 
 @pytest.mark.slow
