@@ -75,12 +75,38 @@ def load_mnist(data_dir: str | os.PathLike | None = None, *, verify: bool = True
     return _load_with_keras()
 
 
-def _load_folder(folder: Path, *, verify: bool):
+def check_configured_folder(data_dir: str | os.PathLike | None = None) -> None:
+    """Fail in milliseconds when the configured folder (argument or ``MNIST_DATA_DIR``) holds no MNIST files.
+
+    Only looks for the files; `load_mnist` still verifies them. Without a configured folder there is
+    nothing to check before Keras's cache or download is tried.
+
+    Raises:
+        MnistDataError: the message `load_mnist` would give, saying what to fix.
+    """
+    folder = data_dir if data_dir is not None else os.environ.get(ENV_VAR) or None
+    if folder is not None:
+        _folder_layout(Path(folder))
+
+
+def _folder_layout(folder: Path) -> str:
+    """"idx" or "npz": which files the folder holds; MnistDataError when it holds neither."""
     if not folder.is_dir():
         raise MnistDataError(
             f"{ENV_VAR} points to {str(folder)!r}, which is not a folder. Set it to the folder that holds "
             f"the four MNIST files ({', '.join(name for name, _ in IDX_FILES.values())}) or mnist.npz.")
     if all((folder / name).is_file() for name, _ in IDX_FILES.values()):
+        return "idx"
+    if (folder / NPZ_FILE[0]).is_file():
+        return "npz"
+    present = sorted(p.name for p in folder.iterdir())[:10]
+    raise MnistDataError(
+        f"No MNIST files in {str(folder)!r} (found: {present or 'nothing'}). Expected the four official "
+        f"files {[name for name, _ in IDX_FILES.values()]} or Keras's mnist.npz.")
+
+
+def _load_folder(folder: Path, *, verify: bool):
+    if _folder_layout(folder) == "idx":
         arrays = {}
         for key, (name, sha256) in IDX_FILES.items():
             raw = (folder / name).read_bytes()
@@ -91,13 +117,7 @@ def _load_folder(folder: Path, *, verify: bool):
                   (arrays["test_images"], arrays["test_labels"]))
         _check_shapes(result, folder)
         return result
-    npz_path = folder / NPZ_FILE[0]
-    if npz_path.is_file():
-        return _load_npz(npz_path, verify=verify)
-    present = sorted(p.name for p in folder.iterdir())[:10]
-    raise MnistDataError(
-        f"No MNIST files in {str(folder)!r} (found: {present or 'nothing'}). Expected the four official "
-        f"files {[name for name, _ in IDX_FILES.values()]} or Keras's mnist.npz.")
+    return _load_npz(folder / NPZ_FILE[0], verify=verify)
 
 
 def _load_npz(path: Path, *, verify: bool):
