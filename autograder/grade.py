@@ -127,7 +127,8 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
     stamp = fingerprint(rubric, threshold_values.as_dict())
     settings, uid_lock = claim_uid_range(settings)  # held until this process ends
     # No more parallel jobs than submissions. Slots a small class leaves free become helper slots that run
-    # a submission's budgeted retrain beside its other checks (one submission on two cores: both used).
+    # a submission's training checks (runner.PARALLEL_PROBES) beside its other checks (one submission on two
+    # cores: both used).
     slots_total = settings.resolved_jobs()
     jobs = min(slots_total, max(1, len(found)))
     helpers = slots_total - jobs if settings.warm_workers and not settings.unsafe_no_sandbox else 0

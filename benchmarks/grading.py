@@ -7,10 +7,13 @@
 
 Submissions are the instructor's solution with one common mistake each (tests/submissions/mistakes,
 cycled), each with the example model.keras. Prints per-submission wall time (median, p95), class
-throughput, peak memory (PSS, shared pages split between processes) per worker slot and of the grader, and the split of each submission's time into
-the sandbox (its start-up: Python + Keras import, zero with warm workers; the probes; the budgeted
-retrain, which runs beside the probes when a spare slot is free), the graders, and the rest. The warm
-workers' own Keras import is paid once per slot, before the first submission, inside the class wall time. Figures are printed, not asserted: timing is a benchmark's job, not a test's.
+throughput, the machine's CPU seconds per submission (/proc/stat: with every core busy, what bounds
+throughput), each probe's wall and CPU seconds, peak memory (PSS, shared pages split between processes)
+per worker slot and of the grader, and the split of each submission's time into the sandbox (its
+start-up: Python + Keras import, zero with warm workers; the probes; the budgeted retrain, which with
+train_model and trained_model runs beside the other probes when a spare slot is free), the graders, and
+the rest. The warm workers' own Keras import is paid once per slot, before the first submission, inside
+the class wall time. Figures are printed, not asserted: timing is a benchmark's job, not a test's.
 """
 
 from __future__ import annotations
@@ -136,7 +139,8 @@ def main(argv=None) -> int:
         with RssSampler(settings.first_uid, jobs, 0.25 if count == 1 else 1.0) as sampler:
             outcomes = grade(paths, out_dir=root / "out", settings=settings, progress=True, command="benchmark")
         wall = time.perf_counter() - started
-        cpu = {key: after - before for (key, after), before in zip(machine_cpu_seconds().items(), cpu_before.values())}
+        cpu_after = machine_cpu_seconds()
+        cpu = {key: cpu_after[key] - cpu_before[key] for key in cpu_after}
     totals = [o.timing.total for o in outcomes]
     startup = [o.timing.sandbox_startup for o in outcomes]
     retrain = [(o.timing.probes or {}).get("retrain") or 0.0 for o in outcomes]

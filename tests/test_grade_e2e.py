@@ -91,7 +91,7 @@ def test_timings_account_each_function(graded):
     """timings.json gives the TA (and the benchmark) each function's wall and CPU seconds in the sandbox."""
     out, _ = graded
     timings = json.loads((out / "timings.json").read_text())
-    honest = timings["last_batch_dropped"]
-    assert set(honest["probes_cpu"]) == set(honest["probes"])
-    assert honest["probes_cpu"]["retrain"] > 0.1  # trains a model: real CPU time, measured from the outside
-    assert 0 <= honest["probes_cpu"]["inspect"] < honest["probes_cpu"]["retrain"]  # clock ticks: may round to 0
+    timed = timings["last_batch_dropped"]
+    assert set(timed["probes_cpu"]) == set(timed["probes"])
+    assert timed["probes_cpu"]["retrain"] > 0.1  # trains a model: real CPU time, measured from the outside
+    assert 0 <= timed["probes_cpu"]["inspect"] < timed["probes_cpu"]["retrain"]  # clock ticks: may round to 0

@@ -69,10 +69,16 @@ def load_mnist(data_dir: str | os.PathLike | None = None, *, verify: bool = True
         MnistDataError: the folder lacks the files, a file is corrupted, or there is no data and no
             network. The message says how to fix it.
     """
-    folder = data_dir if data_dir is not None else os.environ.get(ENV_VAR) or None
+    folder = _configured_folder(data_dir)
     if folder is not None:
-        return _load_folder(Path(folder), verify=verify)
+        return _load_folder(folder, verify=verify)
     return _load_with_keras()
+
+
+def _configured_folder(data_dir) -> Path | None:
+    """The argument, else ``MNIST_DATA_DIR``; None when neither names a folder (Keras's cache is used)."""
+    folder = data_dir if data_dir is not None else os.environ.get(ENV_VAR) or None
+    return None if folder is None else Path(folder)
 
 
 def check_configured_folder(data_dir: str | os.PathLike | None = None) -> None:
@@ -84,9 +90,9 @@ def check_configured_folder(data_dir: str | os.PathLike | None = None) -> None:
     Raises:
         MnistDataError: the message `load_mnist` would give, saying what to fix.
     """
-    folder = data_dir if data_dir is not None else os.environ.get(ENV_VAR) or None
+    folder = _configured_folder(data_dir)
     if folder is not None:
-        _folder_layout(Path(folder))
+        _folder_layout(folder)
 
 
 def _folder_layout(folder: Path) -> str:

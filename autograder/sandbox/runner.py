@@ -72,7 +72,7 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
         settings: limits and isolation switches.
         slot: the worker slot; picks the sandbox uid and memory cgroup.
         workers: warm zygotes (`pool.WarmWorker`) for this slot and, optionally, a helper slot that runs
-            the budgeted retrain in its own isolated job at the same time; empty for a cold sandbox.
+            the ``PARALLEL_PROBES`` in its own isolated job at the same time; empty for a cold sandbox.
 
     Raises:
         SandboxError: the sandbox itself could not start (before any student code ran).
