@@ -79,7 +79,8 @@ class Artifacts:
         # A result.json is only the harness's if its process ended normally: student code can write one
         # itself and then hang or get itself killed before the harness would have overwritten it.
         ended_badly = bool(status.get("timed_out")) or status.get("signal") is not None \
-            or status.get("exit_code") not in (0, None) or bool(status.get("sandbox_died"))
+            or status.get("exit_code") not in (0, None) or bool(status.get("sandbox_died")) \
+            or bool(status.get("unfinished"))
         if not isinstance(payload, dict) or payload.get("completed") is not True or ended_badly:
             raise ProbeFailed(*explain_incomplete(status, self.progress(probe)))
         record, errors = payload.get("record"), payload.get("errors")

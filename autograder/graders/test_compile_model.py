@@ -27,7 +27,7 @@ def _evaluated(artifacts):
     case = _case(artifacts, EVALUATED_CASE)
     expect(case.get("compiled") is True, f"After compile_model(model, {EVALUATED_CASE!r}) the model is not compiled: "
                                          "call model.compile(...) on the model you were given.")
-    expect("evaluate" in case, f"model.evaluate failed after compile_model: {inert(case.get('evaluate_error', 'no result'))}.")
+    expect("evaluate" in case, f"Evaluating the model (model.test_on_batch) failed after compile_model: {inert(case.get('evaluate_error', 'no result'))}.")
     return case
 
 
@@ -51,7 +51,7 @@ def test_accuracy_metric(artifacts, inputs):
     _, expected_accuracy = _expected_evaluation(inputs)
     metrics = {k: v for k, v in case["evaluate"].items() if k != "loss"}
     accuracy_like = {k: v for k, v in metrics.items() if "acc" in k}
-    expect(bool(accuracy_like), f"model.evaluate reports {sorted(metrics) or 'no metrics'}; add metrics=['accuracy'] "
+    expect(bool(accuracy_like), f"The compiled model reports {sorted(metrics) or 'no metrics'}; add metrics=['accuracy'] "
                                 "to model.compile.")
     expect(any(np.isclose(v, expected_accuracy, atol=1e-4) for v in accuracy_like.values()),
            f"The metric {sorted(accuracy_like)} does not measure classification accuracy on one-hot targets; use "

@@ -1,10 +1,18 @@
-"""Sandbox supervisor: run each probe in a forked process with a wall-clock limit, stream results out.
+"""Sandbox supervisor: run the probes in forked processes with a wall-clock limit each, stream results out.
 
 Started by the grader as PID 1 of a private PID namespace (bwrap --as-pid-1). PID 1 ignores signals it
 has no handler for when they come from inside its namespace, so student code cannot kill it; after
 every probe it kills every other process in the namespace, so nothing a probe left behind (daemons,
 sleepers, fork bombs) reaches the next probe. It never imports the student's module itself: each
 probe's child does. What it sends back (``protocol`` frames on its stdout) is still only a claim.
+
+Probes of one ``group`` (the plan's cheap checks) share one forked process, run one at a time on the
+supervisor's word: after each one the supervisor kills every other process in the namespace, empties
+the scratch folders and only then lets the next one start, each with its own wall-clock limit. A probe
+that hangs, crashes or ends the process costs only itself: the rest of its group goes on in a new
+process. Sharing saves TensorFlow's per-process start (its context, the first run of every kernel),
+about 1.2 s of CPU per submission; what one function of a submission changes in the interpreter can
+reach the next function of the same submission, never another submission.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import errno
 import gc
 import json
 import os
+import select
 import signal
 import stat
 import sys
@@ -66,10 +75,28 @@ def serve(plan: dict, control: int, *, startup_seconds: float) -> int:
     for folder in ("out", "work", "home"):
         os.makedirs(os.path.join(plan["scratch"], folder), mode=0o700, exist_ok=True)
     send(control, "_startup", {"seconds": round(startup_seconds, 3), "pid": os.getpid(), "uid": os.getuid()}, [])
-    for spec in plan["probes"]:
-        status, files = run_probe(spec, plan, control)
-        send(control, spec["name"], status, files)
+    for group in probe_groups(plan["probes"], shared=os.getpid() == 1):
+        pending = list(group)
+        while pending:
+            if len(pending) == 1:
+                status, files = run_probe(pending[0], plan, control)
+                send(control, pending[0]["name"], status, files)
+                pending = []
+            else:
+                pending = pending[run_shared(pending, plan, control):]
     return 0
+
+
+def probe_groups(probes: list[dict], *, shared: bool) -> list[list[dict]]:
+    """Consecutive probes with the same ``group`` run in one process; others (and all of them when the
+    supervisor is not PID 1 of its namespace, so cannot clean up between probes) run alone."""
+    groups: list[list[dict]] = []
+    for spec in probes:
+        if shared and groups and spec.get("group") and groups[-1][-1].get("group") == spec["group"]:
+            groups[-1].append(spec)
+        else:
+            groups.append([spec])
+    return groups
 
 
 def _drop_privileges(uid) -> None:
@@ -118,17 +145,24 @@ def send(control: int, probe: str, status: dict, files: list) -> None:
         view = view[written:]
 
 
-def run_probe(spec: dict, plan: dict, control: int):
-    name, timeout = spec["name"], float(spec["timeout_s"])
+def _fresh_scratch_for(spec: dict, plan: dict) -> str:
+    """Empty the scratch space for the next probe and make its output folder; returns that folder."""
     out_root = os.path.join(plan["scratch"], "out")
     _remove_tree(out_root)  # whatever an earlier probe left there, including symlinks
     # Nothing an earlier probe left in the scratch space may cost this one (a full disk, planted files):
-    # empty the work folder and HOME, keeping only what save_model's probe hands to load_model's.
-    keep = HANDOFF_FILES if name == "load_model" else ()
-    for folder in (plan["work_dir"], os.path.join(plan["scratch"], "home")):
-        _empty(folder, keep=keep)
-    out_dir = os.path.join(out_root, name)
+    # empty the work folder and HOME, keeping only the grader's own model file that save_model's probe
+    # hands to load_model's (which runs later, in another process).
+    _empty(plan["work_dir"], keep=HANDOFF_FILES)
+    _empty(os.path.join(plan["scratch"], "home"))
+    out_dir = os.path.join(out_root, spec["name"])
     os.makedirs(out_dir, mode=0o700)
+    return out_dir
+
+
+def run_probe(spec: dict, plan: dict, control: int):
+    """One probe in a process of its own."""
+    timeout = float(spec["timeout_s"])
+    out_dir = _fresh_scratch_for(spec, plan)
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # the probe's child: this is where student code runs
@@ -147,16 +181,231 @@ def run_probe(spec: dict, plan: dict, control: int):
     return status, files
 
 
+def run_shared(specs: list[dict], plan: dict, control: int) -> int:
+    """Run ``specs`` one after another in one forked process; send a frame for each that ran.
+
+    The child waits for the supervisor's go (a line with the probe's index) before each probe and
+    reports its end (``D <index> <user cpu> <system cpu>``); in between, the supervisor kills every other
+    process in the namespace and empties the scratch space, as it does between separate processes. The
+    end marker is written by harness code in the student's own process, so it is a claim, like the
+    probe's ``result.json``: without it, a probe whose process ended (even with exit code 0) is reported
+    unfinished, and its result does not count.
+
+    Returns how many of ``specs`` were dealt with: all of them, or up to and including the probe during
+    which the process ended, hung or left something unkillable behind; the caller runs the rest in a
+    new process.
+    """
+    go_read, go_write = os.pipe()
+    done_read, done_write = os.pipe()
+    out_dir = _fresh_scratch_for(specs[0], plan)
+    pid = os.fork()
+    if pid == 0:  # the shared child: this is where student code runs
+        os.close(go_write)
+        os.close(done_read)
+        _shared_child(specs, plan, control, go_read, done_write)
+    os.close(go_read)
+    os.close(done_write)
+    reader = _MarkerReader(done_read)
+    ended = None  # (exit code, signal) once the child has been reaped
+    handled = 0
+    try:
+        for index, spec in enumerate(specs):
+            if index:
+                out_dir = _fresh_scratch_for(spec, plan)
+            timeout = float(spec["timeout_s"])
+            started = time.perf_counter()
+            try:
+                os.write(go_write, f"{index}\n".encode())
+            except OSError:
+                pass  # the child is gone; _await_marker sees it
+            outcome, ended = _await_marker(pid, reader, index, started + timeout)
+            elapsed = time.perf_counter() - started
+            status = {"seconds": round(elapsed, 3), "timed_out": outcome == "timeout", "exit_code": 0, "signal": None,
+                      "left_behind": False, "timeout_s": timeout}
+            handled = index + 1
+            if outcome == "done":
+                cpu = reader.cpu.get(index, (None, None))
+                status.update(cpu_user_seconds=cpu[0], cpu_system_seconds=cpu[1])
+                status["left_behind"], clean = _kill_all_but(pid)
+                files, status["dropped_files"] = _collect(out_dir)
+                send(control, spec["name"], status, files)
+                if not clean or (ended is not None and index + 1 < len(specs)):
+                    break  # something would not die, or the child left early: the rest in a new process
+                continue
+            if outcome == "timeout":
+                status["exit_code"] = None
+            else:
+                status["exit_code"], status["signal"] = ended
+                status["unfinished"] = True  # ended without the harness's end marker
+            status["left_behind"] = _kill_everything_else(pid)
+            ended = ended or (None, signal.SIGKILL)
+            files, status["dropped_files"] = _collect(out_dir)
+            send(control, spec["name"], status, files)
+            break
+    finally:
+        os.close(go_write)  # the child reads end-of-file and exits
+        reader.close()
+        if ended is None:
+            _kill_everything_else(pid)
+    return handled
+
+
+class _MarkerReader:
+    """Reads the child's end markers with a bounded buffer; anything malformed is ignored."""
+
+    def __init__(self, descriptor: int):
+        self.descriptor, self.buffer, self.open = descriptor, b"", True
+        self.done: set[int] = set()
+        self.cpu: dict[int, tuple] = {}
+
+    def poll(self, wait: float) -> None:
+        if not self.open:
+            time.sleep(wait)
+            return
+        readable, _, _ = select.select([self.descriptor], [], [], wait)
+        if not readable:
+            return
+        data = os.read(self.descriptor, 4096)
+        if not data:
+            self.open = False
+            return
+        self.buffer = (self.buffer + data)[-4096:]
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            parts = line.split()
+            try:
+                if len(parts) == 4 and parts[0] == b"D":
+                    index = int(parts[1])
+                    self.done.add(index)
+                    self.cpu[index] = (round(float(parts[2]), 3), round(float(parts[3]), 3))
+            except ValueError:
+                continue
+
+    def drain(self) -> None:
+        """Read what is already in the pipe (a bounded amount), without waiting."""
+        for _ in range(64):
+            before = (self.open, self.buffer, len(self.done))
+            self.poll(0)
+            if not self.open or (self.open, self.buffer, len(self.done)) == before:
+                return
+
+    def close(self) -> None:
+        os.close(self.descriptor)
+
+
+def _await_marker(pid: int, reader: _MarkerReader, index: int, deadline: float):
+    """Wait until probe ``index`` reports its end, the child ends, or the deadline passes.
+
+    Returns ("done" | "ended" | "timeout", the child's (exit code, signal) if it was reaped, else None).
+    """
+    while True:
+        reader.poll(0.01)
+        if index in reader.done:
+            return "done", None
+        try:
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            reaped, status = pid, 0
+        if reaped == pid:
+            ended = (None, os.WTERMSIG(status)) if os.WIFSIGNALED(status) else (os.WEXITSTATUS(status), None)
+            reader.drain()  # a marker written just before the end still counts
+            return ("done" if index in reader.done else "ended"), ended
+        if time.perf_counter() > deadline:
+            return "timeout", None
+
+
+def _kill_all_but(keep: int, rounds: int = 100):
+    """Kill every process of the namespace but PID 1 and ``keep``, until none is left.
+
+    Returns (whether anything was found, whether the namespace is clean now)."""
+    found = False
+    for _ in range(rounds):
+        others = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in (1, keep):
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] == b"Z":  # a zombie: reap it if it is ours, its parent's death reaps it otherwise
+                if fields[1] == b"1":
+                    try:
+                        os.waitpid(int(entry), os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+                continue
+            others.append(int(entry))
+        if not others:
+            return found, True
+        found = True
+        for other in others:
+            try:
+                os.kill(other, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.001)
+    return found, False
+
+
+def _shared_child(specs: list[dict], plan: dict, control: int, go_read: int, done_write: int) -> None:
+    code = 0
+    try:
+        os.close(control)
+        os.setsid()
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(number, signal.SIG_DFL)
+        from . import probes
+        for index, spec in enumerate(specs):
+            if _read_line(go_read) != str(index).encode():
+                break  # the supervisor is done with this process
+            out_dir = os.path.join(plan["scratch"], "out", spec["name"])
+            _redirect_output(out_dir)
+            os.chdir(plan["work_dir"])
+            if index:
+                probes.reset_interpreter_state()
+            before = os.times()
+            probes.run(spec["name"], spec.get("params", {}), plan["submission"], plan["inputs"], out_dir)
+            after = os.times()
+            os.write(done_write, f"D {index} {after.user - before.user:.3f} {after.system - before.system:.3f}\n".encode())
+    except BaseException:  # our own failure: the grader sees a probe without its end marker
+        code = 70
+    finally:
+        os._exit(code)
+
+
+def _read_line(descriptor: int, limit: int = 64) -> bytes:
+    line = b""
+    while len(line) < limit:
+        char = os.read(descriptor, 1)
+        if not char or char == b"\n":
+            break
+        line += char
+    return line
+
+
+def _redirect_output(out_dir: str) -> None:
+    """Point fds 1 and 2 (and sys.stdout/stderr) at the probe's output.txt."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    output = os.open(os.path.join(out_dir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(output)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
 def _child(spec: dict, plan: dict, control: int, out_dir: str) -> None:
     code = 0
     try:
         os.close(control)
         os.setsid()
-        output = os.open(os.path.join(out_dir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+        _redirect_output(out_dir)
         for number in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(number, signal.SIG_DFL)
         os.chdir(plan["work_dir"])

@@ -41,6 +41,7 @@ class ProbeSpec:
     name: str
     timeout_s: float
     params: dict = field(default_factory=dict)
+    group: str | None = None  # consecutive probes of one group share a process (harness/main.py)
 
 
 @dataclass
@@ -138,7 +139,8 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
 
 
 def _plan(probes, settings: Settings, *, scratch: str, paths: dict, uid) -> dict:
-    return {"probes": [{"name": p.name, "timeout_s": p.timeout_s, "params": p.params} for p in probes],
+    return {"probes": [{"name": p.name, "timeout_s": p.timeout_s, "params": p.params, "group": p.group}
+                       for p in probes],
             "scratch": scratch, "work_dir": f"{scratch}/work", "threads": settings.resolved_threads(), "uid": uid,
             **paths}
 
@@ -282,8 +284,8 @@ class FrameSink:
             if file_name != "status.json":  # ours to write
                 (probe_dir / file_name).write_bytes(data)
         status = {key: value for key, value in header["status"].items()
-                  if key in ("seconds", "timed_out", "exit_code", "signal", "left_behind", "timeout_s",
-                             "dropped_files", "cpu_user_seconds", "cpu_system_seconds")}
+                  if key in ("seconds", "timed_out", "exit_code", "signal", "unfinished", "left_behind",
+                             "timeout_s", "dropped_files", "cpu_user_seconds", "cpu_system_seconds")}
         self.result.statuses[name] = status
         _write_status(self.artifacts_dir, name, status)
         self.received.add(name)
