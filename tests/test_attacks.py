@@ -349,10 +349,26 @@ def test_forged_files_never_replace_the_graders_results(batch):
         assert not (folder / "scores.json").read_text().count("everything")
 
 
+def _status(batch, name: str, probe: str) -> dict:
+    return json.loads((batch.out / name / "artifacts" / probe / "status.json").read_text())
+
+
 def test_the_supervisor_kills_what_a_function_leaves_behind(batch):
-    status = json.loads((batch.out / "daemon" / "artifacts" / "train_one_epoch" / "status.json").read_text())
+    status = _status(batch, "daemon", "train_one_epoch")
     assert status.get("left_behind") is True, status  # the daemon was alive when its function returned ...
     assert batch.outcomes["daemon"].report.by_function()["forward_loop"] == (4.0, 4.0)  # ... and dead after
+    # ... although both functions ran in the same process: the supervisor cleaned up between them.
+    assert status["process"] == _status(batch, "daemon", "forward")["process"]
+
+
+def test_a_function_that_ends_its_shared_process_costs_only_itself(batch):
+    """evaluate_model calls os._exit(0) in the process it shares with the other checks: it is reported
+    unfinished (no result counts, even with exit code 0), and the checks after it go on in a new process."""
+    ended = _status(batch, "exit_and_skip", "evaluate_model")
+    assert ended["unfinished"] is True and ended["exit_code"] == 0, ended
+    after = _status(batch, "exit_and_skip", "predict_digits")
+    assert after["process"] == ended["process"] + 1 and not after.get("unfinished"), after
+    assert batch.outcomes["exit_and_skip"].report.by_function()["predict_digits"] == (5.0, 5.0)
 
 
 def _student_visible_text(folder: Path) -> str:

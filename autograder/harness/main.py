@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import gc
+import itertools
 import json
 import os
 import select
@@ -34,6 +35,7 @@ PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 MAX_FILES_PER_PROBE = 64
 MAX_OUTPUT_BYTES = 64 * 1024
+_PROCESS_NUMBERS = itertools.count(1)  # which of this submission's probe processes ran a probe (its status)
 
 
 def main(plan_path: str = "/sandbox/plan/plan.json") -> int:
@@ -164,6 +166,7 @@ def run_probe(spec: dict, plan: dict, control: int):
     timeout = float(spec["timeout_s"])
     out_dir = _fresh_scratch_for(spec, plan)
     started = time.perf_counter()
+    number = next(_PROCESS_NUMBERS)
     pid = os.fork()
     if pid == 0:  # the probe's child: this is where student code runs
         _child(spec, plan, control, out_dir)
@@ -173,7 +176,7 @@ def run_probe(spec: dict, plan: dict, control: int):
     left_behind = _kill_everything_else(pid)
     after = os.times()  # the probe's whole process tree, reaped above
     status = {"seconds": round(elapsed, 3), "timed_out": timed_out, "exit_code": exit_code,
-              "signal": signal_number, "left_behind": left_behind, "timeout_s": timeout,
+              "signal": signal_number, "left_behind": left_behind, "timeout_s": timeout, "process": number,
               "cpu_user_seconds": round(after.children_user - before.children_user, 3),
               "cpu_system_seconds": round(after.children_system - before.children_system, 3)}
     files, dropped = _collect(out_dir)
@@ -198,6 +201,7 @@ def run_shared(specs: list[dict], plan: dict, control: int) -> int:
     go_read, go_write = os.pipe()
     done_read, done_write = os.pipe()
     out_dir = _fresh_scratch_for(specs[0], plan)
+    number = next(_PROCESS_NUMBERS)
     pid = os.fork()
     if pid == 0:  # the shared child: this is where student code runs
         os.close(go_write)
@@ -221,7 +225,7 @@ def run_shared(specs: list[dict], plan: dict, control: int) -> int:
             outcome, ended = _await_marker(pid, reader, index, started + timeout)
             elapsed = time.perf_counter() - started
             status = {"seconds": round(elapsed, 3), "timed_out": outcome == "timeout", "exit_code": 0, "signal": None,
-                      "left_behind": False, "timeout_s": timeout}
+                      "left_behind": False, "timeout_s": timeout, "process": number}
             handled = index + 1
             if outcome == "done":
                 cpu = reader.cpu.get(index, (None, None))

@@ -285,7 +285,7 @@ class FrameSink:
                 (probe_dir / file_name).write_bytes(data)
         status = {key: value for key, value in header["status"].items()
                   if key in ("seconds", "timed_out", "exit_code", "signal", "unfinished", "left_behind",
-                             "timeout_s", "dropped_files", "cpu_user_seconds", "cpu_system_seconds")}
+                             "timeout_s", "dropped_files", "cpu_user_seconds", "cpu_system_seconds", "process")}
         self.result.statuses[name] = status
         _write_status(self.artifacts_dir, name, status)
         self.received.add(name)
