@@ -1,6 +1,7 @@
 """Probes: call the student's functions on grader-chosen inputs and record what happened as plain data.
 
-Runs inside the sandbox, in a forked process per probe, with the student's module imported fresh.
+Runs inside the sandbox, in a process the supervisor forked (most probes of a submission share one,
+run one after another), with the student's module imported afresh for each probe.
 Each probe writes ``result.json`` (JSON only) and ``.npy`` arrays into its output folder. Nothing here
 decides a score: the grader reads these files as claims and computes every verdict itself. Inputs
 come from ``inputs/<probe>.npz``, written by the grader; labels of data the grader scores on never
