@@ -574,6 +574,19 @@ def _export_trained(probe: Probe, model, prefix: str = "w") -> None:
         probe.record["sample_error"] = f"{type(error).__name__}: {str(error)[:300]}"
 
 
+def _build_training_state(model, x, y) -> None:
+    """Create the compiled loss's, metrics' and optimizer's variables before fit, as Keras does on its
+    other backends. On TensorFlow fit creates them inside the first trace of its training step, and a
+    traced function that creates variables is traced a second time: building them first saves that
+    trace (~0.4 s of the retrain). The variables, their values and the training are the same (checked
+    bit for bit: weights and History after 2 epochs, adam, sgd, rmsprop, nadam). A model this cannot
+    build is left as it is, for fit to report on."""
+    try:
+        model._symbolic_build(data_batch=(x, y))
+    except Exception:
+        pass
+
+
 def probe_retrain(probe: Probe) -> None:
     import keras
     data = probe.inputs()
@@ -583,6 +596,7 @@ def probe_retrain(probe: Probe) -> None:
     probe.call("compile_model", model, optimizer="adam")
     started = time.perf_counter()
     x = data["images"].astype(np.float32) / 255.0
+    _build_training_state(model, x[:1], data["y"][:1])
     probe.call("train_model", model, x, data["y"], batch_size=params["batch_size"], epochs=params["epochs"])
     probe.record["train_seconds"] = round(time.perf_counter() - started, 3)
     _export_trained(probe, model)
