@@ -25,6 +25,11 @@ def test_fit_arguments(artifacts):
     expect(params.get("steps") == steps,
            f"With {N} examples and batch_size={BATCH}, fit should run {steps} steps per epoch; yours ran "
            f"{params.get('steps')}. Pass batch_size=batch_size and train on all of x (no validation_split).")
+    # A small split leaves the step count unchanged (90 of 100 examples still make 2 batches of 50), so
+    # look at the argument itself: each epoch must be a pass over the whole training set.
+    split = calls[0].get("validation_split")
+    expect(not split, f"train_model passes validation_split={inert(split)}, so fit trains on only part of x; an "
+                      "epoch is a pass over the whole training set. Drop validation_split.")
 
 
 @pytest.mark.rubric("train_model.history")
