@@ -58,7 +58,7 @@ class Timing:
     stage: float = 0.0
     sandbox_startup: float = 0.0
     probes: dict = field(default_factory=dict)
-    probes_cpu: dict = field(default_factory=dict)  # user + system seconds of each probe's process tree
+    probes_cpu: dict = field(default_factory=dict)  # user + system seconds of each probe, as its process reported them
     sandbox_wall: float = 0.0
     scoring: float = 0.0
     total: float = 0.0

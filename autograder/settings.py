@@ -35,7 +35,7 @@ class Settings:
     warm_workers: bool = field(default=True, metadata={
         "help": "import Keras once per slot and fork an isolated child per submission"})
     process_per_function: bool = field(default=False, metadata={
-        "help": "run every graded function in a process of its own (by default the cheap ones share one, "
+        "help": "run every graded function in a process of its own (by default all but load_model share one, "
                 "cleaned between them; about 1.2 CPU-seconds more per submission)"})
     backend: str = field(default="tensorflow", metadata={"help": "Keras backend inside the sandbox"})
     unsafe_no_sandbox: bool = field(default=False, metadata={

@@ -75,11 +75,10 @@ class RssSampler:
                     continue
                 fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
                 uid = int(fields.get("Uid", "0").split()[1])
-                rss = _proportional_rss(entry.path, fields)
-                if uid in self.uids:
-                    totals[uid] = totals.get(uid, 0) + rss
+                if uid in self.uids:  # only the processes measured: reading smaps_rollup is the cost
+                    totals[uid] = totals.get(uid, 0) + _proportional_rss(entry.path, fields)
                 elif "autograder" in command:
-                    grader += rss
+                    grader += _proportional_rss(entry.path, fields)
             for uid, total in totals.items():
                 self.peak_by_uid[uid] = max(self.peak_by_uid.get(uid, 0), total)
             self.peak_grader = max(self.peak_grader, grader)

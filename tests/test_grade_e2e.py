@@ -93,7 +93,7 @@ def test_timings_account_each_function(graded):
     timings = json.loads((out / "timings.json").read_text())
     timed = timings["last_batch_dropped"]
     assert set(timed["probes_cpu"]) == set(timed["probes"])
-    assert timed["probes_cpu"]["retrain"] > 0.1  # trains a model: real CPU time, measured from the outside
+    assert timed["probes_cpu"]["retrain"] > 0.1  # trains a model: real CPU time (os.times in its process)
     assert 0 <= timed["probes_cpu"]["inspect"] < timed["probes_cpu"]["retrain"]  # clock ticks: may round to 0
 
 

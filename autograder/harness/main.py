@@ -6,9 +6,11 @@ every probe it kills every other process in the namespace, so nothing a probe le
 sleepers, fork bombs) reaches the next probe. It never imports the student's module itself: each
 probe's child does. What it sends back (``protocol`` frames on its stdout) is still only a claim.
 
-Probes of one ``group`` (the plan's cheap checks) share one forked process, run one at a time on the
-supervisor's word: after each one the supervisor kills every other process in the namespace, empties
-the scratch folders and only then lets the next one start, each with its own wall-clock limit. A probe
+Consecutive probes of one ``group`` (all of a submission's but load_model) share one forked process; a
+probe without a group gets one of its own, driven the same way (``run_group``). The process runs one
+probe at a time on the supervisor's word: after each one the supervisor kills every other process in
+the namespace, empties the scratch folders and only then lets the next one start, each with its own
+wall-clock limit. A probe
 that hangs, crashes or ends the process costs only itself: the rest of its group goes on in a new
 process. Sharing saves TensorFlow's per-process start (its context, the first run of every kernel),
 about 1.2 s of CPU per submission; what one function of a submission changes in the interpreter can
@@ -80,12 +82,7 @@ def serve(plan: dict, control: int, *, startup_seconds: float) -> int:
     for group in probe_groups(plan["probes"], shared=os.getpid() == 1):
         pending = list(group)
         while pending:
-            if len(pending) == 1:
-                status, files = run_probe(pending[0], plan, control)
-                send(control, pending[0]["name"], status, files)
-                pending = []
-            else:
-                pending = pending[run_shared(pending, plan, control):]
+            pending = pending[run_group(pending, plan, control):]
     return 0
 
 
@@ -161,31 +158,9 @@ def _fresh_scratch_for(spec: dict, plan: dict) -> str:
     return out_dir
 
 
-def run_probe(spec: dict, plan: dict, control: int):
-    """One probe in a process of its own."""
-    timeout = float(spec["timeout_s"])
-    out_dir = _fresh_scratch_for(spec, plan)
-    started = time.perf_counter()
-    number = next(_PROCESS_NUMBERS)
-    pid = os.fork()
-    if pid == 0:  # the probe's child: this is where student code runs
-        _child(spec, plan, control, out_dir)
-    before = os.times()
-    exit_code, signal_number, timed_out = _wait(pid, started + timeout)
-    elapsed = time.perf_counter() - started
-    left_behind = _kill_everything_else(pid)
-    after = os.times()  # the probe's whole process tree, reaped above
-    status = {"seconds": round(elapsed, 3), "timed_out": timed_out, "exit_code": exit_code,
-              "signal": signal_number, "left_behind": left_behind, "timeout_s": timeout, "process": number,
-              "cpu_user_seconds": round(after.children_user - before.children_user, 3),
-              "cpu_system_seconds": round(after.children_system - before.children_system, 3)}
-    files, dropped = _collect(out_dir)
-    status["dropped_files"] = dropped
-    return status, files
-
-
-def run_shared(specs: list[dict], plan: dict, control: int) -> int:
-    """Run ``specs`` one after another in one forked process; send a frame for each that ran.
+def run_group(specs: list[dict], plan: dict, control: int) -> int:
+    """Run ``specs`` (one probe, or a group) one after another in one forked process; send a frame for each
+    that ran.
 
     The child waits for the supervisor's go (a line with the probe's index) before each probe and
     reports its end (``D <index> <user cpu> <system cpu>``); in between, the supervisor kills every other
@@ -203,10 +178,10 @@ def run_shared(specs: list[dict], plan: dict, control: int) -> int:
     out_dir = _fresh_scratch_for(specs[0], plan)
     number = next(_PROCESS_NUMBERS)
     pid = os.fork()
-    if pid == 0:  # the shared child: this is where student code runs
+    if pid == 0:  # the probes' child: this is where student code runs
         os.close(go_write)
         os.close(done_read)
-        _shared_child(specs, plan, control, go_read, done_write)
+        _probe_child(specs, plan, control, go_read, done_write)
     os.close(go_read)
     os.close(done_write)
     reader = _MarkerReader(done_read)
@@ -321,7 +296,11 @@ def _await_marker(pid: int, reader: _MarkerReader, index: int, deadline: float):
 def _kill_all_but(keep: int, rounds: int = 100):
     """Kill every process of the namespace but PID 1 and ``keep``, until none is left.
 
-    Returns (whether anything was found, whether the namespace is clean now)."""
+    Returns (whether anything was found, whether the namespace is clean now). Only PID 1 of a private
+    namespace sweeps; elsewhere (``--unsafe-no-sandbox``) /proc is the host's, every probe runs alone, and
+    its process group is killed when it ends."""
+    if os.getpid() != 1:
+        return False, True
     found = False
     for _ in range(rounds):
         others = []
@@ -353,7 +332,7 @@ def _kill_all_but(keep: int, rounds: int = 100):
     return found, False
 
 
-def _shared_child(specs: list[dict], plan: dict, control: int, go_read: int, done_write: int) -> None:
+def _probe_child(specs: list[dict], plan: dict, control: int, go_read: int, done_write: int) -> None:
     code = 0
     try:
         os.close(control)
@@ -402,40 +381,6 @@ def _redirect_output(out_dir: str) -> None:
     os.close(output)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-
-
-def _child(spec: dict, plan: dict, control: int, out_dir: str) -> None:
-    code = 0
-    try:
-        os.close(control)
-        os.setsid()
-        _redirect_output(out_dir)
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-            signal.signal(number, signal.SIG_DFL)
-        os.chdir(plan["work_dir"])
-        from . import probes
-        probes.run(spec["name"], spec.get("params", {}), plan["submission"], plan["inputs"], out_dir)
-    except BaseException:  # our own failure: the grader sees a probe without result.json
-        code = 70
-    finally:
-        os._exit(code)
-
-
-def _wait(pid: int, deadline: float):
-    """Wait for the probe's child until the deadline; reap any other child that exits meanwhile."""
-    while True:
-        try:
-            reaped, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return None, None, False
-        if reaped == pid:
-            if os.WIFSIGNALED(status):
-                return None, os.WTERMSIG(status), False
-            return os.WEXITSTATUS(status), None, False
-        if reaped == 0:
-            if time.perf_counter() > deadline:
-                return None, None, True
-            time.sleep(0.01)
 
 
 def _kill_everything_else(pid: int) -> bool:
