@@ -7,11 +7,12 @@ sentence the student reads. Every grader goes through `Artifacts`; nothing else 
 from __future__ import annotations
 
 import json
-import re
 import signal
 from pathlib import Path
 
 import numpy as np
+
+from .text import inert, one_line
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
 MAX_ARRAY_BYTES = 48 * 1024 * 1024
@@ -135,15 +136,6 @@ class Artifacts:
         return array
 
 
-def inert(text) -> str:
-    """Student-controlled text as a Markdown code span: nothing in it renders (no link, image, heading or
-    HTML), whatever backticks or newlines it holds. Feedback is Markdown, and TAs open it too."""
-    text = " ".join(str(text).split())
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence, pad = "`" * (longest + 1), " " if text[:1] == "`" or text[-1:] == "`" else ""
-    return f"{fence}{pad}{text}{pad}{fence}" if text else "``"
-
-
 def explain_error(error: dict) -> tuple[str, str | None]:
     """A recorded student error as ``(message, flag)``; every part the student controls is made inert."""
     function = str(error.get("function", "?"))
@@ -178,7 +170,7 @@ def explain_error(error: dict) -> tuple[str, str | None]:
 
 def explain_incomplete(status: dict, progress: str) -> tuple[str, str | None]:
     """Why a probe left no result, from the supervisor's status and the runner's own observations."""
-    during = f" (last step: {progress})" if progress else ""
+    during = f" (last step: {inert(progress)})" if progress else ""
     if status.get("skipped"):
         return (f"Not checked: {status.get('reason', 'the submission could not be run')}", None)
     if status.get("not_run"):

@@ -14,12 +14,15 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .artifacts import inert
+from .archives import ArchiveError, open_zip, read_member
+from .text import inert
 from .numpy_model import ACTIVATIONS, ALLOWED_LAYERS
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_MEMBERS = 16
+MAX_DIRECTORY_BYTES = 64 * 1024  # 16 entries with 255-byte names and extras fit in a few KiB
 MAX_RATIO = 100  # uncompressed / compressed per member: float32 weights compress by 1.1-3x, bombs by 1000x
 ALLOWED_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 MODEL_CLASSES = ("Sequential", "Functional")
@@ -38,7 +41,10 @@ class ModelFileVerdict:
 
 
 def check_model_file(path: Path) -> ModelFileVerdict:
-    """Decide whether ``path`` may be loaded (in the sandbox) as the student's trained model."""
+    """Decide whether ``path`` may be loaded (in the sandbox) as the student's trained model.
+
+    Never raises for what the file holds: every damaged or odd archive is a refusal with a reason.
+    """
     path = Path(path)
     if not path.exists():
         return ModelFileVerdict(present=False)
@@ -53,18 +59,19 @@ def check_model_file(path: Path) -> ModelFileVerdict:
     if head == HDF5_MAGIC:
         return ModelFileVerdict(True, reason="model.keras is a legacy HDF5 (.h5) file; save it in the native format "
                                 "with model.save('model.keras')", flag="legacy_h5")
-    if not zipfile.is_zipfile(path):
-        return ModelFileVerdict(True, reason="model.keras is not a Keras archive (it is not a zip file); save it with "
-                                "model.save('model.keras')", flag="corrupt_model")
     try:
-        with zipfile.ZipFile(path) as archive:
+        # The directory is sized up before it is parsed (a million entries must not cost the grader memory).
+        with open_zip(path, max_entries=MAX_MEMBERS, max_directory_bytes=MAX_DIRECTORY_BYTES) as archive:
             problem = _check_members(archive.infolist())
             if problem:
                 return ModelFileVerdict(True, reason=problem, flag="unsafe_model")
-            config = _read_capped(archive, "config.json")
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as error:
-        return ModelFileVerdict(True, reason=f"model.keras is a damaged archive ({type(error).__name__})",
-                                flag="corrupt_model")
+            config = read_member(archive, archive.getinfo("config.json"), limit=MAX_CONFIG_BYTES)
+    except ArchiveError as error:
+        if error.too_large:
+            return ModelFileVerdict(True, reason=f"model.keras was not opened: {error}; a Keras model has 3 files",
+                                    flag="unsafe_model")
+        return ModelFileVerdict(True, reason=f"model.keras is not a readable Keras archive ({error}); save it again "
+                                "with model.save('model.keras')", flag="corrupt_model")
     try:
         tree = json.loads(config)
     except (ValueError, RecursionError, UnicodeDecodeError):
@@ -76,7 +83,7 @@ def check_model_file(path: Path) -> ModelFileVerdict:
 
 
 def _check_members(members: list[zipfile.ZipInfo]) -> str | None:
-    if len(members) > 16:
+    if len(members) > MAX_MEMBERS:
         return f"model.keras holds {len(members)} files; a Keras model has 3"
     names = [member.filename for member in members]
     for member in members:
@@ -96,28 +103,28 @@ def _check_members(members: list[zipfile.ZipInfo]) -> str | None:
     return None
 
 
-def _read_capped(archive: zipfile.ZipFile, name: str) -> bytes:
-    with archive.open(name) as handle:
-        data = handle.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise RuntimeError("config.json too large")
-    return data
-
-
 def check_config(tree) -> str | None:
-    """Walk a Keras model config: only allowlisted classes from the keras package, no code, no custom objects."""
+    """Walk a Keras model config: only allowlisted classes from the keras package, no code, no custom objects.
+
+    Any JSON value is handled (a list where an object belongs, a string where a layer's config belongs):
+    the answer is a reason to refuse, never an exception.
+    """
     if not isinstance(tree, dict) or tree.get("class_name") not in MODEL_CLASSES:
         kind = tree.get("class_name") if isinstance(tree, dict) else type(tree).__name__
         return f"model.keras holds a {inert(str(kind)[:60])}; expected a keras.Sequential (or functional) model"
-    layers = (tree.get("config") or {}).get("layers")
+    model_config = tree.get("config")
+    layers = model_config.get("layers") if isinstance(model_config, dict) else None
     if not isinstance(layers, list) or not layers:
         return "model.keras describes no layers"
     for layer in layers:
         kind = layer.get("class_name") if isinstance(layer, dict) else None
-        if kind not in ALLOWED_LAYERS:
+        if not isinstance(kind, str) or kind not in ALLOWED_LAYERS:
             return (f"model.keras uses a {inert(str(kind)[:60])} layer; only {', '.join(ALLOWED_LAYERS)} are accepted "
                     "(no Lambda or custom layers)")
-        activation = (layer.get("config") or {}).get("activation")
+        layer_config = layer.get("config")
+        if not isinstance(layer_config, dict):
+            return f"model.keras describes its {inert(kind)} layer without a configuration object"
+        activation = layer_config.get("activation")
         if activation is not None and (not isinstance(activation, str) or activation not in ACTIVATIONS):
             return f"model.keras uses the activation {inert(str(activation)[:60])}, which is not a standard Keras activation"
     return _walk(tree, depth=0)
@@ -128,7 +135,8 @@ def _walk(node, depth: int) -> str | None:
         return "model.keras has a config nested too deeply"
     if isinstance(node, dict):
         module, registered = node.get("module"), node.get("registered_name")
-        if "class_name" in node and module is not None and not (module == "keras" or str(module).startswith("keras.")):
+        if "class_name" in node and module is not None and not (
+                isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
             return f"model.keras refers to code outside Keras (module {inert(str(module)[:60])})"
         if isinstance(registered, str) and ">" in registered:
             return f"model.keras refers to a custom registered object ({inert(registered[:60])})"

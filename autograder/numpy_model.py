@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .artifacts import inert
+from .text import inert
 
 ALLOWED_LAYERS = ("InputLayer", "Dense", "Dropout", "Flatten", "Activation", "BatchNormalization", "Reshape")
 ALLOWED_INPUT_SHAPES = ((784,), (28, 28), (28, 28, 1))

@@ -1,10 +1,14 @@
-"""Submissions in: find them on disk and stage a clean copy of each (the first stage of grading).
+"""Submissions in: find them on disk, give each a stable identity, and stage a clean copy (grading's first stage).
 
-A submission is a folder, a ``.zip`` of one, or a bare ``hello_mnist.py``; a folder of such things is
-a class. Staging copies only ``hello_mnist.py`` and ``model.keras`` (with size caps, never following
-links, never extracting a zip member outside the copy), so a submission's ``conftest.py``,
-``sitecustomize.py`` or ``.pth`` files never reach the sandbox. Problems become messages for the
-student and flags for the TA; they never stop the batch.
+A submission is a folder, a ``.zip`` of one, or a bare ``hello_mnist.py``; a folder of such things is a
+class. Each submission is keyed by where it came from: the name of its folder, zip or file as given, in
+full Unicode (``Zoé``), never by a position or a counter that shifts when a classmate is added. Its files
+live under a filesystem-safe folder name derived from that key alone (``Zoe-5d1c2a7b``), so two students
+never share a folder and no student's folder depends on who else is in the class. Staging copies only
+``hello_mnist.py`` and ``model.keras`` (with size caps, never following links, never extracting a zip
+member outside the copy), so a submission's ``conftest.py``, ``sitecustomize.py`` or ``.pth`` files never
+reach the sandbox. Every problem becomes a message for the student and a flag for the TA; nothing a
+submission holds can make staging raise.
 """
 
 from __future__ import annotations
@@ -14,20 +18,33 @@ import hashlib
 import os
 import re
 import stat
-import zipfile
+import unicodedata
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .artifacts import inert
+from anyascii import anyascii
+
+from .archives import ArchiveError, open_zip, read_member
 from .model_file import check_model_file
+from .syntax_rescue import rescue
+from .text import inert, one_line
 
 MODULE = "hello_mnist.py"
 MODEL = "model.keras"
+NOTEBOOK = "hello_mnist.ipynb"
+SUBMITTED_MODULE = "hello_mnist.submitted.py"  # the text as submitted, kept when a syntax error was cut out
 MAX_MODULE_BYTES = 1024 * 1024
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 MAX_ZIP_BYTES = 256 * 1024 * 1024
 MAX_ZIP_MEMBERS = 2000
+MAX_ZIP_DIRECTORY_BYTES = 2 * 1024 * 1024
+MAX_FOLDER_ENTRIES = 500      # entries looked at in one submission folder (sub-folders included)
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.@+-]+")
+MAX_FOLDER_NAME = 60
+# What a folder of submissions never holds, and a repository or a home folder usually does.
+NOT_A_SUBMISSION = {".git", "pyproject.toml", "setup.cfg", "node_modules", ".venv", "package.json", ".hg"}
+GRADABLE_SUFFIXES = (".py", ".ipynb", ".keras", ".zip", ".h5")
 
 
 class SubmissionPathError(ValueError):
@@ -36,9 +53,21 @@ class SubmissionPathError(ValueError):
 
 @dataclass(frozen=True)
 class Submission:
-    name: str
+    """One student's hand-in, before staging.
+
+    ``key`` is its identity in the gradebook, ``display_name`` the name as given (for people), ``folder``
+    where its files go in the output folder, ``source`` where it came from.
+    """
+    key: str
+    display_name: str
+    folder: str
     source: Path
     kind: str  # "folder", "zip" or "file"
+    flags: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.folder
 
 
 @dataclass
@@ -53,16 +82,46 @@ class Staged:
 
     def intake(self) -> dict:
         """What the graders and the report learn about intake (plain JSON)."""
-        return {"name": self.submission.name, "source": str(self.submission.source), "kind": self.submission.kind,
-                "digest": self.digest, "has_module": self.has_module, "model_file": self.model_file,
-                "problems": self.problems, "flags": self.flags}
+        submission = self.submission
+        return {"key": submission.key, "display_name": submission.display_name, "name": submission.folder,
+                "source": str(submission.source), "kind": submission.kind, "digest": self.digest,
+                "has_module": self.has_module, "model_file": self.model_file, "problems": self.problems,
+                "flags": self.flags}
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery and identity
+# ---------------------------------------------------------------------------------------------
+
+def safe_folder(key: str) -> str:
+    """A filesystem-safe folder name that depends on ``key`` alone.
+
+    ASCII keys made of safe characters are used as they are; anything else is transliterated
+    (``anyascii``: ``Zoé`` -> ``Zoe``, ``王芳`` -> ``WangFang``) and gets the first 8 hex digits of the
+    key's SHA-256, so ``Zoé`` and ``Zoë`` never share a folder.
+
+    Example:
+        >>> safe_folder("alice"), safe_folder("Zoé")[:4]
+        ('alice', 'Zoe-')
+    """
+    text = key if key.isascii() else anyascii(key)
+    slug = SAFE_NAME.sub("_", text).strip("._-")[:MAX_FOLDER_NAME]
+    if slug != key or not slug:
+        slug = f"{slug or 'submission'}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    return slug
+
+
+def _normalise(name: str) -> str:
+    """The same name typed on macOS (decomposed) and on Linux (composed) is one student."""
+    return unicodedata.normalize("NFC", name).strip()
 
 
 def discover(paths: list[Path]) -> list[Submission]:
-    """Expand command-line paths into submissions with unique, filesystem-safe names.
+    """Expand command-line paths into submissions, each with its stable identity.
 
     Raises:
-        SubmissionPathError: a path that does not exist, or a folder with nothing to grade.
+        SubmissionPathError: a path that does not exist, a folder with nothing to grade, or a folder whose
+            entries mostly are not submissions (the parent folder given by mistake).
     """
     found: list[tuple[str, Path, str]] = []
     for raw in paths:
@@ -71,72 +130,172 @@ def discover(paths: list[Path]) -> list[Submission]:
             raise SubmissionPathError(f"{path} does not exist. Give submission folders, .zip files, hello_mnist.py "
                                       "files, or a folder that holds one submission per sub-folder.")
         if path.is_file():
-            if path.suffix == ".zip":
-                found.append((path.stem, path, "zip"))
-            elif path.suffix == ".py":
-                found.append((path.parent.name if path.stem == "hello_mnist" else path.stem, path, "file"))
-            else:
-                raise SubmissionPathError(f"{path} is neither a folder, a .zip nor a .py file.")
+            found.append(_file_entry(path))
         elif _looks_like_submission(path):
             found.append((path.name, path, "folder"))
         else:
-            children = sorted(p for p in path.iterdir()
-                              if not p.name.startswith(".") and (p.is_dir() or p.suffix in (".zip", ".py")))
-            if not children:
-                raise SubmissionPathError(f"{path} holds no submissions (no hello_mnist.py, no sub-folders, no .zip).")
-            for child in children:
-                kind = "folder" if child.is_dir() else ("zip" if child.suffix == ".zip" else "file")
-                found.append((child.stem if kind != "folder" else child.name, child, kind))
-    submissions, used = [], set()
-    for name, path, kind in found:
-        base = SAFE_NAME.sub("_", name).strip("._") or "submission"
-        unique, counter = base, 2
-        while unique in used:
-            unique, counter = f"{base}-{counter}", counter + 1
-        used.add(unique)
-        submissions.append(Submission(unique, path, kind))
-    return submissions
+            found += _class_entries(path)
+    return _identities(found)
+
+
+def _file_entry(path: Path) -> tuple[str, Path, str]:
+    if path.suffix == ".zip":
+        return path.stem, path, "zip"
+    if path.suffix == ".py":
+        return (path.resolve().parent.name if path.stem == "hello_mnist" else path.stem), path, "file"
+    raise SubmissionPathError(f"{path} is neither a folder, a .zip nor a .py file.")
+
+
+def _entries(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except OSError as error:
+        raise SubmissionPathError(f"{folder} cannot be read: {error.strerror}.") from None
 
 
 def _looks_like_submission(folder: Path) -> bool:
-    names = {p.name for p in folder.iterdir()}
-    return bool(names & {MODULE, MODEL, "hello_mnist.ipynb"}) or any(n.endswith(".py") for n in names)
+    """A folder that holds a student's files itself (rather than one folder per student)."""
+    names = set(_entries(folder))
+    if names & NOT_A_SUBMISSION:
+        return False
+    return bool(names & {MODULE, MODEL, NOTEBOOK}) or any(n.endswith(".py") for n in names)
 
 
-def stage(submission: Submission, destination: Path) -> Staged:
-    """Copy the gradable files of ``submission`` into ``destination`` (created, world-readable)."""
+def _is_submission_like(child: Path) -> bool:
+    """Could this entry of a class folder be one student's submission? (Empty folders can: an LMS that
+    dropped a student's files still lists the student.)"""
+    if child.is_file():
+        return child.suffix in (".zip", ".py")
+    try:
+        names = os.listdir(child)
+    except OSError:
+        return False
+    if not names:
+        return True
+    if set(names) & NOT_A_SUBMISSION or len(names) > MAX_FOLDER_ENTRIES:
+        return False
+    try:  # the student's files, or one or two folder levels down (a zipped-up folder, an LMS's nesting)
+        return any(name.endswith(GRADABLE_SUFFIXES) for depth, folder in _walk(child, max_depth=2)
+                   for name in os.listdir(folder)[:MAX_FOLDER_ENTRIES])
+    except OSError:
+        return False
+
+
+def _class_entries(path: Path) -> list[tuple[str, Path, str]]:
+    children = [path / name for name in _entries(path) if not name.startswith(".")]
+    children = [child for child in children if child.is_dir() or child.suffix in (".zip", ".py")]
+    if not children:
+        raise SubmissionPathError(f"{path} holds no submissions (no hello_mnist.py, no sub-folders, no .zip).")
+    unlike = [child for child in children if not _is_submission_like(child)]
+    if len(unlike) * 2 > len(children):
+        shown = ", ".join(one_line(child.name, limit=40) for child in unlike[:6])
+        raise SubmissionPathError(
+            f"{path} does not look like a folder of submissions: {len(unlike)} of its {len(children)} entries hold "
+            f"no .py, .ipynb, .keras or .zip file or look like a project or home folder ({shown}"
+            f"{', ...' if len(unlike) > 6 else ''}). Give the folder that holds one sub-folder or .zip per student, "
+            "or the submissions themselves. Nothing was graded.")
+    entries = []
+    for child in children:
+        if child.is_dir():
+            entries.append((child.name, child, "folder"))
+        else:
+            entries.append(_file_entry(child))
+    return entries
+
+
+def _identities(found: list[tuple[str, Path, str]]) -> list[Submission]:
+    """Key each entry by its name; entries that claim the same key are told apart by their source."""
+    by_key: dict[str, list[tuple[str, Path, str]]] = {}
+    for name, path, kind in found:
+        by_key.setdefault(_normalise(name) or "submission", []).append((name, path, kind))
+    submissions = []
+    for key, group in by_key.items():
+        unique_sources = {str(Path(p).resolve()) for _, p, _ in group}
+        for name, path, kind in group:
+            display = _normalise(name) or "submission"
+            if len(unique_sources) == 1:
+                if any(s.key == key for s in submissions):
+                    continue  # the same path given twice
+                submissions.append(Submission(key, display, safe_folder(key), path, kind))
+            else:
+                # Two different sources claim one name (alice/ and alice.zip, or two folders named alice):
+                # neither may take the other's grades, so each is keyed by its own source, and flagged.
+                source_key = f"{key}#{hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:6]}"
+                submissions.append(Submission(source_key, display, safe_folder(source_key), path, kind,
+                                              flags=("name_collision",)))
+    return submissions
+
+
+# ---------------------------------------------------------------------------------------------
+# Staging
+# ---------------------------------------------------------------------------------------------
+
+def stage(submission: Submission, destination: Path, *, rescue_syntax_errors: bool = True) -> Staged:
+    """Copy the gradable files of ``submission`` into ``destination`` (created, world-readable).
+
+    Never raises for anything the submission holds: a file that cannot be read, a damaged archive or an
+    odd model file becomes a problem (for the student) and a flag (for the TA). Only the grader's own
+    disk (``destination``) can raise ``OSError``. With ``rescue_syntax_errors`` (the rubric's default), a
+    module with a syntax error is graded function by function (``syntax_rescue``): the broken block is
+    replaced by a stub, the submitted text is kept beside it as ``hello_mnist.submitted.py``.
+    """
     destination.mkdir(parents=True, exist_ok=True)
-    staged = Staged(submission, destination)
+    staged = Staged(submission, destination, flags=list(submission.flags))
+    if "name_collision" in submission.flags:
+        staged.problems.append(f"Another submission in this class is also named {inert(submission.display_name)}; "
+                               "this one was graded separately, under its own source.")
     try:
         if submission.kind == "zip":
             files = _from_zip(submission.source, staged)
         elif submission.kind == "file":
-            files = {MODULE: _read_file(submission.source, MAX_MODULE_BYTES, staged)}
+            data = _read_file(submission.source, MAX_MODULE_BYTES, staged)
+            files = {MODULE: data} if data is not None else {}
         else:
             files = _from_folder(submission.source, staged)
     except OSError as error:
-        staged.problems.append(f"The submission could not be read ({error.strerror or error}).")
+        staged.problems.append(f"The submission could not be read ({one_line(error.strerror or error)}).")
+        staged.flags.append("unreadable")
+        files = {}
+    except (MemoryError, RecursionError, ValueError, UnicodeError) as error:
+        staged.problems.append(f"The submission could not be read ({type(error).__name__}).")
         staged.flags.append("unreadable")
         files = {}
     digest = hashlib.sha256()
     for name in (MODULE, MODEL):
-        data = files.get(name)
-        if data is None:
-            continue
-        target = destination / name
-        target.write_bytes(data)
-        os.chmod(target, 0o644)
-        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+        if files.get(name) is not None:
+            digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    staged.digest = digest.hexdigest()  # of what was submitted, before any rescue
+    if files.get(MODULE) is not None:
+        graded = _check_source(files[MODULE], staged, rescue_syntax_errors=rescue_syntax_errors)
+        if graded is not files[MODULE]:
+            _write(destination / SUBMITTED_MODULE, files[MODULE])
+            files[MODULE] = graded
+    for name in (MODULE, MODEL):
+        if files.get(name) is not None:
+            _write(destination / name, files[name])  # the grader's disk: a full one raises OSError(ENOSPC)
     os.chmod(destination, 0o755)
-    staged.digest = digest.hexdigest()
     staged.has_module = MODULE in files
     if not staged.has_module and not any("hello_mnist.py" in p for p in staged.problems):
         staged.problems.append("No hello_mnist.py was found in the submission; nothing in it can be graded.")
         staged.flags.append("missing_module")
-    if staged.has_module:
-        _check_source(files[MODULE], staged)
-    staged.model_file = check_model_file(destination / MODEL).as_dict()
+    staged.model_file = _checked_model(destination / MODEL, staged)
     return staged
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    os.chmod(path, 0o644)
+
+
+def _checked_model(path: Path, staged: Staged) -> dict:
+    try:
+        verdict = check_model_file(path).as_dict()
+    except Exception as error:  # a model file no check foresaw: its own zero, never the batch
+        verdict = {"present": True, "accepted": False, "flag": "corrupt_model",
+                   "reason": f"model.keras could not be checked ({type(error).__name__})"}
+    if not verdict.get("present"):
+        staged.flags.append("no_model")
+    return verdict
 
 
 def _read_file(path: Path, limit: int, staged: Staged) -> bytes | None:
@@ -153,16 +312,53 @@ def _read_file(path: Path, limit: int, staged: Staged) -> bytes | None:
         return handle.read(limit + 1)[:limit]
 
 
+def _folder_files(folder: Path) -> dict[str, Path]:
+    """Regular files by name: the folder itself first, then sub-folders up to two levels deep (LMS downloads and
+    students' own zips often nest one folder), never following links, looking at a bounded number of entries."""
+    found: dict[str, Path] = {}
+    seen = 0
+    for depth, current in _walk(folder, max_depth=2):
+        for name in sorted(os.listdir(current)):
+            seen += 1
+            if seen > MAX_FOLDER_ENTRIES:
+                return found
+            path = current / name
+            if name.startswith(".") or name == "__MACOSX":
+                continue
+            if not os.path.islink(path) and os.path.isfile(path) and name not in found:
+                found[name] = path
+            elif os.path.islink(path) and depth == 0 and name not in found:
+                found[name] = path  # a link at the top: refused with a message when read
+    return found
+
+
+def _walk(folder: Path, *, max_depth: int):
+    queue = [(0, folder)]
+    while queue:
+        depth, current = queue.pop(0)
+        yield depth, current
+        if depth < max_depth:
+            for name in sorted(os.listdir(current))[:50]:
+                path = current / name
+                if not name.startswith(".") and name != "__MACOSX" and path.is_dir() and not path.is_symlink():
+                    queue.append((depth + 1, path))
+
+
 def _from_folder(folder: Path, staged: Staged) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
-    names = sorted(os.listdir(folder))
-    module_name = MODULE if MODULE in names else _fallback_module(names, staged)
+    available = _folder_files(folder)
+    names = sorted(available)
+    module_name = MODULE if MODULE in available else _fallback_module(names, staged)
     if module_name:
-        data = _read_file(folder / module_name, MAX_MODULE_BYTES, staged)
+        path = available[module_name]
+        if path.parent != folder:
+            staged.problems.append(f"hello_mnist.py was found in the sub-folder "
+                                   f"{inert(str(path.parent.relative_to(folder)))} and graded from there.")
+        data = _read_file(path, MAX_MODULE_BYTES, staged)
         if data is not None:
             files[MODULE] = data
-    if MODEL in names:
-        data = _read_file(folder / MODEL, MAX_MODEL_BYTES, staged)
+    if MODEL in available:
+        data = _read_file(available[MODEL], MAX_MODEL_BYTES, staged)
         if data is not None:
             files[MODEL] = data
     return files
@@ -190,54 +386,49 @@ def _from_zip(path: Path, staged: Staged) -> dict[str, bytes]:
         staged.flags.append("oversized_file")
         return files
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            if len(members) > MAX_ZIP_MEMBERS:
-                staged.problems.append(f"The zip holds {len(members)} files; submit only hello_mnist.py and model.keras.")
-                staged.flags.append("oversized_file")
-                return files
-            by_name: dict[str, zipfile.ZipInfo] = {}
-            for member in members:
-                name = member.filename.replace("\\", "/")
-                parts = name.split("/")
-                if name.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", name):
-                    staged.problems.append(f"The zip contains an unsafe path {inert(name[:80])}; it was ignored.")
-                    staged.flags.append("zip_path_traversal")
-                    continue
-                if stat.S_ISLNK(member.external_attr >> 16):
-                    staged.problems.append(f"The zip contains a symbolic link {inert(name[:80])}; it was ignored.")
-                    staged.flags.append("zip_symlink")
-                    continue
-                if member.is_dir() or "__MACOSX" in parts or len(parts) > 3:
-                    continue
-                by_name.setdefault(parts[-1], member)
-            names = sorted(by_name)
-            module_name = MODULE if MODULE in by_name else _fallback_module(names, staged)
-            for wanted, source_name, limit in ((MODULE, module_name, MAX_MODULE_BYTES), (MODEL, MODEL, MAX_MODEL_BYTES)):
-                member = by_name.get(source_name) if source_name else None
-                if member is None:
-                    continue
-                data = _read_member(archive, member, limit)
-                if data is None:
+        archive = open_zip(path, max_entries=MAX_ZIP_MEMBERS, max_directory_bytes=MAX_ZIP_DIRECTORY_BYTES)
+    except ArchiveError as error:
+        if error.too_large:
+            staged.problems.append(f"The zip was not opened: {error}. Submit only hello_mnist.py and model.keras.")
+            staged.flags.append("oversized_file")
+        else:
+            staged.problems.append(f"The zip file is damaged or empty ({error}); re-create it and submit again.")
+            staged.flags.append("corrupt_zip")
+        return files
+    with archive:
+        by_name: dict[str, object] = {}
+        for member in archive.infolist():
+            name = member.filename.replace("\\", "/")
+            parts = name.split("/")
+            if name.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", name):
+                staged.problems.append(f"The zip contains an unsafe path {inert(name[:80])}; it was ignored.")
+                staged.flags.append("zip_path_traversal")
+                continue
+            if stat.S_ISLNK(member.external_attr >> 16):
+                staged.problems.append(f"The zip contains a symbolic link {inert(name[:80])}; it was ignored.")
+                staged.flags.append("zip_symlink")
+                continue
+            if member.is_dir() or "__MACOSX" in parts or len(parts) > 3:
+                continue
+            by_name.setdefault(parts[-1], member)
+        names = sorted(by_name)
+        module_name = MODULE if MODULE in by_name else _fallback_module(names, staged)
+        for wanted, source_name, limit in ((MODULE, module_name, MAX_MODULE_BYTES), (MODEL, MODEL, MAX_MODEL_BYTES)):
+            member = by_name.get(source_name) if source_name else None
+            if member is None:
+                continue
+            try:
+                files[wanted] = read_member(archive, member, limit=limit)
+            except ArchiveError as error:
+                if error.too_large:
                     staged.problems.append(f"{inert(member.filename[:80])} in the zip unpacks to more than "
                                            f"{limit // 2**20} MB (a zip bomb?); it was ignored.")
                     staged.flags.append("zip_bomb")
-                    continue
-                files[wanted] = data
-    except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, NotImplementedError) as error:
-        staged.problems.append(f"The zip file is damaged or empty ({type(error).__name__}); re-create it and "
-                               "submit again.")
-        staged.flags.append("corrupt_zip")
+                else:
+                    staged.problems.append(f"The zip's {inert(member.filename[:80])} is damaged; it was ignored. "
+                                           "Re-create the zip and submit again.")
+                    staged.flags.append("corrupt_zip")
     return files
-
-
-def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int) -> bytes | None:
-    """Read at most ``limit`` bytes, whatever the header claims; None when there is more."""
-    if member.file_size > limit:
-        return None
-    with archive.open(member) as handle:
-        data = handle.read(limit + 1)
-    return None if len(data) > limit else data
 
 
 # Text a graded module has no reason to contain or print: grading results (forging is pointless, but the TA
@@ -250,18 +441,33 @@ SUSPICIOUS_NAMES = {"subprocess", "socket", "ctypes", "multiprocessing", "signal
                     "exec", "eval", "__builtins__", "f_back", "f_globals", "gi_frame"}
 
 
-def _check_source(source: bytes, staged: Staged) -> None:
+def _check_source(source: bytes, staged: Staged, *, rescue_syntax_errors: bool) -> bytes:
+    """Flag what the TA should know about the source; return the module to grade (``source`` itself, or the
+    rescued text when a syntax error was cut out of it)."""
     try:
         text = source.decode("utf-8")
     except UnicodeDecodeError as error:
         staged.problems.append(f"hello_mnist.py is not UTF-8 text (byte {source[error.start]:#04x} at position "
                                f"{error.start}); save it as UTF-8.")
         staged.flags.append("not_utf8")
-        return
+        return source
     try:
-        tree = ast.parse(text)  # parsing runs no code
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences: the student's, reported by Python later
+            tree = ast.parse(text)  # parsing runs no code
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return  # the import probe reports syntax errors with their line
+        rescued = rescue(text) if rescue_syntax_errors else None
+        if rescued is None:
+            return source  # the import fails in the sandbox and says where
+        staged.flags.append("syntax_error")
+        for block in rescued.broken:
+            what = (f"{', '.join(f'`{name}`' for name in block.names)} could not be compiled and scored 0 on its checks"
+                    if block.names else "the statement there could not be compiled and was skipped")
+            staged.problems.append(f"hello_mnist.py line {block.line}: {inert(block.message)}. So {what}; the "
+                                   "other functions were graded. Fix that line and check with "
+                                   "`python -c 'import hello_mnist'`.")
+        _check_source(rescued.source.encode(), staged, rescue_syntax_errors=False)
+        return rescued.source.encode()
     used = set()
     forging = False
     for node in ast.walk(tree):
@@ -280,3 +486,4 @@ def _check_source(source: bytes, staged: Staged) -> None:
         staged.flags.append("suspicious_code:" + ",".join(found))
     if forging:
         staged.flags.append("forged_output")
+    return source

@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import shutil
+import struct
 import sys
 import tomllib
 import zipfile
@@ -222,6 +224,74 @@ def _zip_bomb(folder, destination, submission):
     return archive
 
 
+def _damage_member(archive: Path, member_name: str) -> None:
+    """Flip bytes inside one member's compressed data (its headers and CRC left as they were): bit rot."""
+    with zipfile.ZipFile(archive) as handle:
+        info = handle.getinfo(member_name)
+    raw = bytearray(archive.read_bytes())
+    name_length, extra_length = struct.unpack_from("<HH", raw, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    for index in range(start + 2, start + min(40, info.compress_size - 2)):
+        raw[index] ^= 0xFF
+    archive.write_bytes(bytes(raw))
+
+
+def _model_archive(path: Path, config, *, compress=zipfile.ZIP_STORED) -> None:
+    with zipfile.ZipFile(path, "w", compress) as handle:
+        handle.writestr("config.json", json.dumps(config))
+        handle.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        handle.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(64))
+
+
+def _model_config_list(folder, destination, submission):
+    _model_archive(folder / "model.keras", [{"class_name": "Sequential"}, {"layers": []}])
+    return folder
+
+
+def _model_layer_config_string(folder, destination, submission):
+    _model_archive(folder / "model.keras", {"module": "keras", "class_name": "Sequential", "config": {"layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, 784]}},
+        {"module": "keras.layers", "class_name": "Dense", "config": "units=10, activation=softmax"}]}})
+    return folder
+
+
+def _model_corrupt_deflate(folder, destination, submission):
+    path = folder / "model.keras"
+    shutil.copy(EXAMPLE_MODEL, path)
+    with zipfile.ZipFile(path) as handle:
+        members = {info.filename: handle.read(info) for info in handle.infolist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as handle:
+        for name, data in members.items():
+            handle.writestr(name, data)
+    _damage_member(path, "config.json")
+    return folder
+
+
+def _model_bad_utf8_name(folder, destination, submission):
+    path = folder / "model.keras"
+    shutil.copy(EXAMPLE_MODEL, path)
+    raw = bytearray(path.read_bytes())
+    for signature, flag_offset, name_offset in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        offset = raw.find(signature)
+        while offset >= 0 and bytes(raw[offset + name_offset:offset + name_offset + 11]) != b"config.json":
+            offset = raw.find(signature, offset + 4)
+        flags = struct.unpack_from("<H", raw, offset + flag_offset)[0]
+        struct.pack_into("<H", raw, offset + flag_offset, flags | 0x800)  # "this name is UTF-8" ...
+        raw[offset + name_offset] = 0xFF                                   # ... but it is not
+    path.write_bytes(bytes(raw))
+    return folder
+
+
+def _zip_corrupt_member(folder, destination, submission):
+    archive = destination / f"{submission.name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.write(folder / "hello_mnist.py", "hello_mnist.py")
+        handle.write(folder / "model.keras", "model.keras")
+    _damage_member(archive, "hello_mnist.py")
+    shutil.rmtree(folder)
+    return archive
+
+
 def _corrupt_model(folder, destination, submission):
     data = EXAMPLE_MODEL.read_bytes()
     (folder / "model.keras").write_bytes(data[: len(data) // 3])
@@ -267,6 +337,11 @@ BUILDERS = {
     "zip_with_traversal": _zip_with_traversal,
     "zip_bomb": _zip_bomb,
     "corrupt_model": _corrupt_model,
+    "model_config_list": _model_config_list,
+    "model_layer_config_string": _model_layer_config_string,
+    "model_corrupt_deflate": _model_corrupt_deflate,
+    "model_bad_utf8_name": _model_bad_utf8_name,
+    "zip_corrupt_member": _zip_corrupt_member,
     "huge_module": _huge_module,
     "legacy_h5_model": _model_builder("legacy_h5"),
     "wrong_shape_model": _model_builder("wrong_shape"),

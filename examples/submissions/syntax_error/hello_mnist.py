@@ -1,4 +1,4 @@
-# Test submission broken/syntax_error: a missing colon: hello_mnist.py does not import
+# Test submission broken/syntax_error: a missing colon in build_model: only build_model (and the retrain, which calls it) can lose points
 # GENERATED from solutions/hello_mnist.py by tests/submissions/factory.py
 """Hello world of deep learning: recognise handwritten digits (MNIST) with a Keras network.
 
