@@ -2,12 +2,15 @@
 
     python -m autograder grade SUBMISSION... --out DIR [--jobs N] [--regrade]
     python -m autograder gradebook export --out DIR [--csv FILE] [--history]
+    python -m autograder gradebook void --out DIR (--submission KEY | --run ID) --reason TEXT
     python -m autograder reference {train,retrain,grade}
     python -m autograder release [--version V]
     python -m autograder gradescope --output autograder.zip
 
 Exit codes: 0 when every submission was graded (whatever the scores); 2 when the grader itself could
-not run (bad arguments, no sandbox, no MNIST, an inconsistent rubric or reference, a full disk).
+not run (bad arguments, no sandbox, no MNIST, an inconsistent rubric or reference, the output folder held
+by another run, a full disk); 3 when the run finished but the grader failed on some submissions, which
+are recorded as not graded and graded again by the next plain run.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from .settings import Settings, SettingsError, load_settings
 
-EXIT_OK, EXIT_GRADER = 0, 2
+EXIT_OK, EXIT_GRADER, EXIT_NOT_GRADED = 0, 2, 3
 
 
 def _settings_options(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=None, help="the grading output folder")
     export.add_argument("--gradebook", default=None, help="SQLAlchemy URL instead of --out")
     export.add_argument("--csv", type=Path, default=None, help="file to write (default: standard output)")
-    export.add_argument("--history", action="store_true", help="every grade ever recorded, not only the latest")
+    export.add_argument("--history", action="store_true", help="every grade ever recorded, voided ones included")
+    void = book_commands.add_parser("void", help="undo a mistaken grade or run (append-only: a tombstone)")
+    void.add_argument("--out", type=Path, default=None, help="the grading output folder")
+    void.add_argument("--gradebook", default=None, help="SQLAlchemy URL instead of --out")
+    target = void.add_mutually_exclusive_group(required=True)
+    target.add_argument("--submission", default=None, metavar="KEY", help="the submission's key (summary.csv)")
+    target.add_argument("--run", type=int, default=None, metavar="ID", help="every grade of this grading run")
+    void.add_argument("--reason", required=True, help="why (kept in the gradebook)")
 
     reference = commands.add_parser("reference", help="compute the reference scores from the solution")
     reference.add_argument("action", choices=("train", "retrain", "grade", "all"),
@@ -113,14 +123,23 @@ def run_grade(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_GRADER
     if not args.quiet:
-        print_table(outcomes, args.out)
-    return EXIT_OK
+        print_table(outcomes, args.out, args.gradebook)
+    return EXIT_OK if all(o.graded for o in outcomes) else EXIT_NOT_GRADED
 
 
 def run_gradebook(args) -> int:
     from .gradebook import GradebookError, open_gradebook
+    from .rubric import FUNCTIONS
     try:
-        text = open_gradebook(args.gradebook, args.out).export_csv(history=args.history)
+        book = open_gradebook(args.gradebook, args.out)
+        if args.action == "void":
+            count = book.void(reason=args.reason, key=args.submission, run_id=args.run)
+            if args.out is not None:
+                from .grade import write_class_files
+                write_class_files(args.out, book)
+            print(f"voided {count} grade(s); exports and class files now leave them out (--history still shows them)")
+            return EXIT_OK
+        text = book.export_csv(history=args.history, functions=FUNCTIONS)
     except GradebookError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_GRADER

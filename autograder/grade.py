@@ -1,10 +1,24 @@
 """Grade many submissions: stage -> sandbox -> artifacts -> scores -> reports -> gradebook, in parallel.
 
 ``grade()`` is what the CLI, the tests, the benchmark and the Gradescope entry point call. Each
-submission's stages write under ``out_dir/<name>/`` (``submission/``, ``intake.json``, ``artifacts/``,
-``scores.json``, then ``feedback.*`` and ``results.json``), so any stage can be rerun alone. A
-submission's mistakes never stop the batch; a failure of the grader's own environment (no sandbox,
-no MNIST, a full disk) stops it with a message and exit code 2.
+submission's stages write under ``out_dir/submissions/<folder>/`` (``submission/``, ``intake.json``,
+``artifacts/``, ``scores.json``, then ``feedback.*`` and ``results.json``), so any stage can be rerun
+alone; the grader's own files (``summary.csv``, ``gradebook.sqlite``, ``.grader/``) sit beside that
+folder, where no submission's name can land.
+
+Whose fault is what:
+
+* a submission's own mistakes (a damaged file, a crash, a limit) become its zeros and feedback, and the
+  batch goes on;
+* a failure of the grader on one submission (a sandbox or worker that dies without a limit being hit, a
+  scoring crash, an internal error) is retried once in a fresh worker; if it fails again the submission is
+  recorded as *not graded* (never a score), its details go to ``.grader/errors/<folder>.txt``, the run
+  goes on, ends with exit code 3, and the next plain run grades it again;
+* a failure of the grader's environment (no sandbox, no MNIST, another run holding the output folder, a
+  full disk) stops the run with a message and exit code 2.
+
+A submission counts as already graded only when the digest of the files given now and the grader's
+fingerprint both match a recorded grade; the class files are always rebuilt from the gradebook.
 """
 
 from __future__ import annotations
@@ -17,31 +31,41 @@ import json
 import os
 import queue
 import shutil
+import socket
 import sys
 import tempfile
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from . import __version__
-from .gradebook import Gradebook, default_url
+from .artifacts import Artifacts
+from .gradebook import Gradebook, default_url, report_of
 from .inputs import GradingInputs, build_inputs
 from .mnist_data import MnistDataError, check_configured_folder
 from .plan import probes
 from .reference_scores import REFERENCE_PATH, load_reference, thresholds
-from .report import (SubmissionReport, build_report, class_table, pass_rates_csv, results_json, summary_csv,
-                     write_atomic, write_submission_files)
-from .rubric import Rubric, load_rubric
+from .report import (SubmissionReport, build_report, class_table, not_graded_report, pass_rates_csv, results_json,
+                     summary_csv, write_atomic, write_submission_files)
+from .rubric import FUNCTIONS, LABELS, Rubric, load_rubric
 from .sandbox import isolation
-from .scoring import SCORING_TIMEOUT_S, score_in_child
-from .scoring import warm_up as scoring_warm_up
 from .sandbox.pool import WarmPool, WorkerUnavailable
 from .sandbox.runner import SandboxError, run_probes
+from .scoring import SCORING_TIMEOUT_S, score_in_child
+from .scoring import warm_up as scoring_warm_up
 from .settings import PACKAGE_DIR, Settings
-from .artifacts import Artifacts
 from .submissions import FORGING, Submission, discover, stage
+
+SUBMISSIONS_DIR = "submissions"   # out/submissions/<folder>/: one folder per submission
+EXIT_NOT_GRADED = 3               # some submissions could not be graded (grader failures): run again
+ATTEMPTS = 2                      # a grader failure is retried once, in a fresh worker
+VERSIONED_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "numpy")
 
 
 class GraderError(RuntimeError):
@@ -50,6 +74,14 @@ class GraderError(RuntimeError):
 
 class OutputDiskFull(GraderError):
     pass
+
+
+class OutputLocked(GraderError):
+    """Another grading run holds the output folder."""
+
+
+class GraderFailure(RuntimeError):
+    """The grader failed on one submission (not the student's doing): retried, then recorded as not graded."""
 
 
 @dataclass
@@ -62,25 +94,79 @@ class Timing:
     sandbox_wall: float = 0.0
     scoring: float = 0.0
     total: float = 0.0
+    attempts: int = 1
 
 
 @dataclass
 class GradeOutcome:
     report: SubmissionReport
     timing: Timing
-    skipped: bool = False
+    skipped: bool = False   # already graded with the same files and graders: the recorded grade, reported again
+
+    @property
+    def graded(self) -> bool:
+        return self.report.graded
 
 
-def fingerprint(rubric: Rubric, threshold_values: dict) -> str:
-    """Identifies everything a verdict depends on; a change means earlier grades are out of date."""
+def fingerprint(rubric: Rubric, threshold_values: dict, reference_path: Path = REFERENCE_PATH) -> str:
+    """Identifies everything a verdict depends on; a change means earlier grades are out of date.
+
+    Every file of the grading package (harness, graders, scoring, inputs, the numpy model, ... : nothing is
+    listed by hand), the rubric and the reference scores in use, the derived thresholds, and the installed
+    versions of Keras, TensorFlow and numpy (read from the package metadata, without importing them).
+    """
     digest = hashlib.sha256(__version__.encode())
-    for folder in ("graders", "harness"):
-        for path in sorted((PACKAGE_DIR / folder).glob("*.py")):
-            digest.update(path.name.encode() + path.read_bytes())
-    for path in (rubric.path, PACKAGE_DIR / "plan.py", PACKAGE_DIR / "numpy_model.py", PACKAGE_DIR / "artifacts.py"):
-        digest.update(path.read_bytes())
+    for path in sorted(PACKAGE_DIR.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".toml", ".json") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0" + path.read_bytes())
+    for path in (rubric.path, reference_path):
+        digest.update(b"\0" + Path(path).read_bytes())
     digest.update(json.dumps(threshold_values, sort_keys=True).encode())
+    for package in VERSIONED_PACKAGES:
+        try:
+            digest.update(f"{package}=={metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            pass
     return digest.hexdigest()
+
+
+class OutputFolderLock:
+    """One writer per output folder: a kernel-held lock (``filelock`` on flock), so a lock left by ``kill -9``
+    is free again by construction; who holds it is written beside it for the message a second run prints."""
+
+    def __init__(self, private: Path, command: str):
+        self.path = private / "lock"
+        self.holder_path = private / "lock.json"
+        self.command = command
+        self.lock = FileLock(str(self.path), timeout=0)
+
+    def __enter__(self):
+        try:
+            self.lock.acquire()
+        except Timeout:
+            raise OutputLocked(self._refusal()) from None
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
+                  "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        write_atomic(self.holder_path, json.dumps(holder))
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.holder_path.unlink()
+        except OSError:
+            pass
+        self.lock.release()
+
+    def _refusal(self) -> str:
+        try:
+            holder = json.loads(self.holder_path.read_text())
+            who = (f"process {holder.get('pid')} on {holder.get('host')}, running `{holder.get('command')}` since "
+                   f"{holder.get('since')}")
+        except (OSError, ValueError):
+            who = "another process (it has not said who yet)"
+        folder = self.path.parent.parent
+        return (f"{folder} is being graded by {who}. Two runs on one output folder would overwrite each other's "
+                "grades: wait for it to finish (or stop it), or grade into another --out folder.")
 
 
 def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebook_url: str | None = None,
@@ -97,11 +183,13 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
         progress: draw a progress bar with ETA on stderr.
 
     Returns:
-        One outcome per submission, in the order given.
+        One outcome per submission, in the order found; ``outcome.graded`` is False for the ones the grader
+        failed on (exit code 3 in the CLI).
 
     Raises:
-        GraderError: no isolation (without the development flag), no MNIST, bad reference scores or
-            rubric, unwritable or full output disk.
+        GraderError: no isolation (without the development flag), no MNIST, bad reference scores or rubric,
+            the output folder held by another run, unwritable or full output disk.
+        SubmissionPathError: a path that is not a submission or a folder of them.
     """
     if not settings.unsafe_no_sandbox:
         try:
@@ -119,12 +207,20 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
     out_dir = Path(out_dir)
     private = out_dir / ".grader"
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / SUBMISSIONS_DIR).mkdir(parents=True, exist_ok=True)
         private.mkdir(exist_ok=True)
         os.chmod(private, 0o711)  # sandboxes (other uids) must reach inputs/public, nothing else
     except OSError as error:
         raise GraderError(f"Cannot write to {out_dir}: {error.strerror}.") from None
-    stamp = fingerprint(rubric, threshold_values.as_dict())
+    with OutputFolderLock(private, command):
+        return _grade_locked(found, out_dir=out_dir, private=private, settings=settings, gradebook_url=gradebook_url,
+                             regrade=regrade, progress=progress, rubric=rubric, threshold_values=threshold_values,
+                             reference_path=reference_path, command=command)
+
+
+def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, progress, rubric, threshold_values,
+                  reference_path, command) -> list[GradeOutcome]:
+    stamp = fingerprint(rubric, threshold_values.as_dict(), reference_path)
     settings, uid_lock = claim_uid_range(settings)  # held until this process ends
     # No more parallel jobs than submissions. Slots a small class leaves free become helper slots that run
     # a submission's training checks (runner.PARALLEL_PROBES) beside its other checks (one submission on two
@@ -138,6 +234,7 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
     run_id = book.start_run(command=command, fingerprint=stamp, settings=asdict(settings))
     status = "interrupted"
     pool = None
+    context = None
     try:
         scoring_warm_up()  # the scoring server imports pytest and the graders meanwhile
         inputs_root = _empty_inputs(private)
@@ -147,15 +244,13 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
             pool.prestart(range(jobs + helpers))
         inputs = _build_inputs(inputs_root, rubric)
         write_atomic(private / "thresholds.json", json.dumps(threshold_values.as_dict()))
-        outcomes = _grade_all(found, out_dir=out_dir, private=private, inputs=inputs, rubric=rubric,
-                              settings=settings, book=book, run_id=run_id, stamp=stamp, regrade=regrade,
-                              progress=progress, pool=pool, helpers=helpers)
-        reports = [o.report for o in outcomes]
-        write_atomic(out_dir / "summary.csv", summary_csv(reports))
-        write_atomic(out_dir / "test_pass_rates.csv", pass_rates_csv(reports))
+        context = RunContext(out_dir=out_dir, private=private, inputs=inputs, rubric=rubric, settings=settings,
+                             book=book, run_id=run_id, stamp=stamp, regrade=regrade)
+        outcomes = _grade_all(found, context, progress=progress, pool=pool, helpers=helpers)
+        write_class_files(out_dir, book)
         write_atomic(out_dir / "timings.json", json.dumps(
-            {o.report.name: asdict(o.timing) for o in outcomes if not o.skipped}, indent=1))
-        status = "finished"
+            {o.report.key: asdict(o.timing) for o in outcomes if not o.skipped}, indent=1, ensure_ascii=False))
+        status = "finished" if all(o.graded for o in outcomes) else "incomplete"
         return outcomes
     except OSError as error:
         if error.errno == errno.ENOSPC:
@@ -169,6 +264,32 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
             book.finish_run(run_id, status)
         except Exception:
             pass
+
+
+@dataclass
+class RunContext:
+    """What every submission of one run shares."""
+    out_dir: Path
+    private: Path
+    inputs: GradingInputs
+    rubric: Rubric
+    settings: Settings
+    book: Gradebook
+    run_id: int
+    stamp: str
+    regrade: bool
+
+    def directory(self, submission: Submission) -> Path:
+        return self.out_dir / SUBMISSIONS_DIR / submission.folder
+
+
+def write_class_files(out_dir: Path, book: Gradebook) -> list[SubmissionReport]:
+    """``summary.csv`` and ``test_pass_rates.csv`` as views of the gradebook: the latest valid grade of every
+    submission ever graded into this output folder, whatever this run graded."""
+    reports = book.reports()
+    write_atomic(out_dir / "summary.csv", summary_csv(reports, FUNCTIONS))
+    write_atomic(out_dir / "test_pass_rates.csv", pass_rates_csv(reports))
+    return reports
 
 
 UID_BLOCK = 64
@@ -211,9 +332,8 @@ def _build_inputs(root: Path, rubric: Rubric) -> GradingInputs:
         raise GraderError(str(error)) from None
 
 
-def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, settings, book, run_id, stamp,
-               regrade, progress, pool, helpers: int = 0) -> list[GradeOutcome]:
-    jobs = settings.resolved_jobs()
+def _grade_all(found: list[Submission], context: RunContext, *, progress, pool, helpers: int = 0) -> list[GradeOutcome]:
+    jobs = context.settings.resolved_jobs()
     slots: queue.Queue[int] = queue.Queue()
     spare: queue.Queue[int] = queue.Queue()
     for slot in range(jobs):
@@ -227,10 +347,7 @@ def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, set
         slot = slots.get()
         helper = None if spare.empty() else spare.get()
         try:
-            workers = [w for w in (_worker(pool, slot), _worker(pool, helper) if helper is not None else None) if w]
-            return grade_one(submission, out_dir=out_dir, private=private, inputs=inputs, rubric=rubric,
-                             settings=settings, book=book, run_id=run_id, stamp=stamp, regrade=regrade, slot=slot,
-                             workers=workers)
+            return grade_with_retry(submission, context, pool=pool, slot=slot, helper=helper)
         finally:
             slots.put(slot)
             if helper is not None:
@@ -240,12 +357,58 @@ def _grade_all(found: list[Submission], *, out_dir, private, inputs, rubric, set
         with ThreadPoolExecutor(max_workers=jobs) as executor:
             futures = {executor.submit(work, submission): submission for submission in found}
             for future in as_completed(futures):
-                outcome = future.result()  # a GraderError here stops the batch: it is ours, not the student's
-                results[futures[future].name] = outcome
+                outcome = future.result()  # only the grader's environment (a full disk) raises here
+                results[futures[future].key] = outcome
                 bar.advance(outcome)
     finally:
         bar.close()
-    return [results[s.name] for s in found]
+    return [results[s.key] for s in found]
+
+
+def grade_with_retry(submission: Submission, context: RunContext, *, pool, slot: int, helper: int | None) -> GradeOutcome:
+    """Grade one submission; a grader failure is retried once in fresh workers, then recorded as not graded.
+
+    Only the grader's environment (``OSError`` ENOSPC: a full disk; ``GraderError``) propagates.
+    """
+    failures: list[str] = []
+    started = time.perf_counter()
+    for attempt in range(1, ATTEMPTS + 1):
+        if attempt > 1 and pool is not None:
+            pool.replace([slot] + ([helper] if helper is not None else []))  # a fresh worker for the retry
+        workers = [w for w in (_worker(pool, slot), _worker(pool, helper) if helper is not None else None) if w]
+        try:
+            outcome = grade_one(submission, context, slot=slot, workers=workers)
+            outcome.timing.attempts = attempt
+            return outcome
+        except GraderFailure as error:
+            failures.append(f"attempt {attempt}: {error}")
+        except (GraderError, KeyboardInterrupt):
+            raise
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                raise
+            failures.append(f"attempt {attempt}: {type(error).__name__}: {error}\n{traceback.format_exc()}")
+        except Exception as error:  # our own bug, on this submission: its own outcome, never the batch's
+            failures.append(f"attempt {attempt}: {type(error).__name__}: {error}\n{traceback.format_exc()}")
+    return _not_graded(submission, context, failures, seconds=time.perf_counter() - started)
+
+
+def _not_graded(submission: Submission, context: RunContext, failures: list[str], *, seconds: float) -> GradeOutcome:
+    details = context.private / "errors" / f"{submission.folder}.txt"
+    details.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(details, f"{submission.display_name} ({submission.source}) could not be graded by run "
+                          f"{context.run_id}; no grade was recorded.\n\n" + "\n\n".join(failures) + "\n")
+    directory = context.directory(submission)
+    intake = directory / "intake.json"
+    digest = json.loads(intake.read_text()).get("digest", "") if intake.is_file() else ""
+    first_line = failures[-1].split("\n", 1)[0].split(": ", 1)[-1] if failures else "unknown"
+    report = not_graded_report(submission.folder, max_total=context.rubric.total, failure=first_line,
+                               details=str(details.relative_to(context.out_dir)), digest=digest, key=submission.key,
+                               display_name=submission.display_name, source=str(submission.source),
+                               flags=submission.flags, functions=FUNCTIONS, execution_time=seconds)
+    write_submission_files(directory, report)
+    context.book.record(context.run_id, report, fingerprint=context.stamp, results=results_json(report))
+    return GradeOutcome(report, Timing(total=round(seconds, 3), attempts=ATTEMPTS))
 
 
 def _warm_pool(settings: Settings, public_inputs: Path, private: Path) -> WarmPool | None:
@@ -265,23 +428,26 @@ def _worker(pool: WarmPool | None, slot: int):
         return None
 
 
-def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: GradingInputs, rubric: Rubric,
-              settings: Settings, book: Gradebook, run_id: int, stamp: str, regrade: bool,
-              slot: int, workers=()) -> GradeOutcome:
-    """Grade one submission through every stage; its own mistakes end up in its feedback."""
+def grade_one(submission: Submission, context: RunContext, *, slot: int, workers=()) -> GradeOutcome:
+    """Grade one submission through every stage; its own mistakes end up in its feedback.
+
+    Raises:
+        GraderFailure: the sandbox, the worker or the graders failed on it (not the student's doing).
+    """
     started = time.perf_counter()
     timing = Timing()
-    directory = out_dir / submission.name
-    staged = stage(submission, _fresh(directory / "submission"))
+    directory = context.directory(submission)
+    staged = stage(submission, _fresh(directory / "submission"),
+                   rescue_syntax_errors=context.rubric.rescue_syntax_errors)
     timing.stage = round(time.perf_counter() - started, 3)
-    results_path = directory / "results.json"
-    if not regrade and results_path.exists() and book.is_graded(submission.name, staged.digest, stamp):
-        report = _report_from_results(submission.name, results_path)
-        return GradeOutcome(report, timing, skipped=True)
-    write_atomic(directory / "intake.json", json.dumps(staged.intake(), indent=1))
+    if not context.regrade:
+        recorded = context.book.find_grade(submission.key, staged.digest, context.stamp)
+        if recorded is not None:
+            return _already_graded(submission, context, recorded, timing)
+    write_atomic(directory / "intake.json", json.dumps(staged.intake(), indent=1, ensure_ascii=False))
     artifacts_dir = _fresh(directory / "artifacts")
     flags = list(staged.flags)
-    specs = probes(settings, rubric, has_model_file=bool(staged.model_file.get("accepted")))
+    specs = probes(context.settings, context.rubric, has_model_file=bool(staged.model_file.get("accepted")))
     # Without a module only the submitted model can be checked; every other probe explains why not.
     runnable = specs if staged.has_module else [spec for spec in specs if spec.name == "trained_model"]
     reason = staged.problems[0] if staged.problems else "No hello_mnist.py was submitted."
@@ -289,15 +455,20 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
         if spec not in runnable:
             (artifacts_dir / spec.name).mkdir()
             (artifacts_dir / spec.name / "status.json").write_text(json.dumps({"skipped": True, "reason": reason}))
+    work_dir = _fresh(context.private / "work" / submission.folder)
     if runnable:
-        work_dir = _fresh(private / "work" / submission.name)
         try:
-            sandbox = run_probes(runnable, submission_dir=staged.directory, inputs_dir=inputs.public,
-                                 artifacts_dir=artifacts_dir, work_dir=work_dir, settings=settings, slot=slot,
+            sandbox = run_probes(runnable, submission_dir=staged.directory, inputs_dir=context.inputs.public,
+                                 artifacts_dir=artifacts_dir, work_dir=work_dir, settings=context.settings, slot=slot,
                                  workers=workers)
         except SandboxError as error:
-            raise GraderError(f"The sandbox failed before running {submission.name}'s code: {error}") from None
+            raise GraderFailure(f"the sandbox failed before running the submission's code: {error}") from None
+        if sandbox.failure:
+            raise GraderFailure(f"{sandbox.failure}\nsandbox stderr (last lines):\n{sandbox.stderr_tail[-3000:]}")
         flags += sandbox.flags
+        harness_errors = _harness_errors(artifacts_dir)
+        if harness_errors:
+            raise GraderFailure("the harness failed on this submission:\n" + "\n".join(harness_errors))
         if any(FORGING.search(Artifacts(artifacts_dir).output(spec.name, limit=65536)) for spec in runnable):
             flags.append("forged_output")  # printed something that looks like a grade: ignored, reported
         timing.sandbox_startup = sandbox.startup_seconds[0] if sandbox.startup_seconds else 0.0
@@ -305,19 +476,43 @@ def grade_one(submission: Submission, *, out_dir: Path, private: Path, inputs: G
         timing.probes_cpu = {name: _cpu_seconds(status) for name, status in sandbox.statuses.items()}
         timing.sandbox_wall = sandbox.wall_seconds
     tick = time.perf_counter()
-    scores = _score(directory, artifacts_dir, inputs, private, rubric)
+    scores = _score(directory, artifacts_dir, context, work_dir)
     timing.scoring = round(time.perf_counter() - tick, 3)
     timing.total = round(time.perf_counter() - started, 3)
-    if scores.get("internal_errors"):
-        flags.append("grader_error")
-        errors_dir = private / "work" / submission.name
-        errors_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(errors_dir / "grader-errors.txt", "\n\n".join(scores["internal_errors"]))
-    report = build_report(submission.name, scores["tests"], flags=flags, problems=staged.problems,
-                          execution_time=timing.total, digest=staged.digest)
+    report = build_report(submission.folder, scores["tests"], flags=flags, problems=staged.problems,
+                          execution_time=timing.total, digest=staged.digest, key=submission.key,
+                          display_name=submission.display_name, source=str(submission.source), functions=FUNCTIONS)
     write_submission_files(directory, report)
-    book.record(run_id, report, fingerprint=stamp, results=results_json(report))
+    context.book.record(context.run_id, report, fingerprint=context.stamp, results=results_json(report))
     return GradeOutcome(report, timing)
+
+
+def _already_graded(submission: Submission, context: RunContext, recorded: dict, timing: Timing) -> GradeOutcome:
+    """The files given now were graded before by the same graders: report that grade, make it the latest again
+    (a regrade of other files may have come in between), and rewrite the feedback to match the files staged."""
+    report = report_of(recorded)
+    report = dataclasses.replace(report, name=submission.folder, key=submission.key,
+                                 display_name=submission.display_name, source=str(submission.source))
+    latest = context.book.latest_for(submission.key)
+    if latest is None or latest["id"] != recorded["id"]:
+        context.book.record(context.run_id, report, fingerprint=context.stamp, results=results_json(report),
+                            reused_from=recorded["id"])
+    write_submission_files(context.directory(submission), report)
+    return GradeOutcome(report, timing, skipped=True)
+
+
+def _harness_errors(artifacts_dir: Path) -> list[str]:
+    """Failures of the harness itself (not of the student's code) that a probe recorded."""
+    errors = []
+    for path in sorted(artifacts_dir.glob("*/result.json")):
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for error in payload.get("errors", []) if isinstance(payload, dict) else []:
+            if isinstance(error, dict) and error.get("kind") == "harness":
+                errors.append(f"{path.parent.name}: {str(error.get('message'))[:500]} {error.get('frames')}")
+    return errors
 
 
 def _cpu_seconds(status: dict) -> float | None:
@@ -327,35 +522,31 @@ def _cpu_seconds(status: dict) -> float | None:
     return round(sum(parts), 3)
 
 
-def _score(directory: Path, artifacts_dir: Path, inputs: GradingInputs, private: Path, rubric: Rubric) -> dict:
+def _score(directory: Path, artifacts_dir: Path, context: RunContext, work_dir: Path) -> dict:
     """Run the hidden graders on one submission's artifacts (a fresh fork of the scoring server).
 
-    The graders read nothing but this submission's artifacts, so when they crash or run out of time or
-    memory, that costs this submission (every check failed, flagged grader_error for the TA), never the
-    batch; only a full disk, which is the grader's own environment, stops the run.
+    The graders read nothing but this submission's artifacts. When they crash, run out of time or memory, or
+    report an internal error, that is the grader's failure on this submission (``GraderFailure``), never the
+    student's grade and never the batch's end; only a full disk, the grader's own environment, stops the run.
     """
     out = directory / "scores.json"
-    log = private / "work" / directory.name / "scoring.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    argv = ["--artifacts", str(artifacts_dir), "--inputs", str(inputs.root), "--intake", str(directory / "intake.json"),
-            "--thresholds", str(private / "thresholds.json"), "--out", str(out)]
+    if out.exists():
+        out.unlink()
+    log = work_dir / "scoring.log"
+    argv = ["--artifacts", str(artifacts_dir), "--inputs", str(context.inputs.root), "--intake",
+            str(directory / "intake.json"), "--thresholds", str(context.private / "thresholds.json"), "--out", str(out)]
     exit_code = score_in_child(argv, log=log)
+    text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     if exit_code is None:
-        return _scoring_failed(rubric, f"scoring {directory.name} took more than {SCORING_TIMEOUT_S} s")
+        raise GraderFailure(f"scoring took more than {SCORING_TIMEOUT_S} s")
     if exit_code != 0 or not out.exists():
-        text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
         if "No space left on device" in text:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return _scoring_failed(rubric, f"The graders crashed while scoring {directory.name} (exit {exit_code}):\n{text}")
-    return json.loads(out.read_text())
-
-
-def _scoring_failed(rubric: Rubric, reason: str) -> dict:
-    tests = [{"rubric_id": item.id, "name": item.name, "function": item.function, "score": 0.0,
-              "max_score": item.points, "status": "failed", "question": "", "flags": ["grader_error"],
-              "output": "The autograder could not score this submission; your TA has been told."}
-             for item in rubric.items]
-    return {"tests": tests, "internal_errors": [reason]}
+        raise GraderFailure(f"the graders crashed (exit {exit_code}):\n{text}")
+    scores = json.loads(out.read_text())
+    if scores.get("internal_errors"):
+        raise GraderFailure("internal grader errors:\n" + "\n\n".join(scores["internal_errors"])[:6000])
+    return scores
 
 
 def _fresh(path: Path) -> Path:
@@ -365,31 +556,22 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def _report_from_results(name: str, path: Path) -> SubmissionReport:
-    """Rebuild the summary of an already graded submission from its results.json."""
-    data = json.loads(path.read_text())
-    tests = [{"rubric_id": "", "name": t["name"], "function": (t.get("tags") or ["?"])[0], "score": t["score"],
-              "max_score": t["max_score"], "status": t["status"], "output": t.get("output", ""), "flags": []}
-             for t in data.get("tests", [])]
-    extra = data.get("extra_data", {})
-    return build_report(name, tests, flags=extra.get("flags", []), problems=[], execution_time=data.get("execution_time", 0),
-                        digest=extra.get("digest", ""))
-
-
 class ProgressBar:
     """``[#####.....] 12/40 graded, 1 skipped, ETA 2m05s`` on stderr; one line per submission when not a TTY."""
 
     def __init__(self, total: int, *, enabled: bool):
-        self.total, self.done, self.skipped = total, 0, 0
+        self.total, self.done, self.skipped, self.failed = total, 0, 0, 0
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self.started = time.perf_counter()
         self.lock = threading.Lock()
 
     def advance(self, outcome: GradeOutcome) -> None:
+        from .text import one_line
         with self.lock:
             self.done += 1
             self.skipped += outcome.skipped
+            self.failed += not outcome.graded
             if not self.enabled:
                 return
             elapsed = time.perf_counter() - self.started
@@ -397,9 +579,12 @@ class ProgressBar:
             remaining = self.total - self.done
             eta = elapsed / graded * remaining if graded else 0.0
             filled = int(30 * self.done / max(1, self.total))
-            text = (f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} graded"
-                    f"{f', {self.skipped} already done' if self.skipped else ''}, "
-                    f"ETA {int(eta // 60)}m{int(eta % 60):02d}s  ({outcome.report.name}: {outcome.report.total:g})")
+            result = f"{outcome.report.total:g}" if outcome.graded else "NOT GRADED"
+            text = (f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} done"
+                    f"{f', {self.skipped} already graded' if self.skipped else ''}"
+                    f"{f', {self.failed} not graded' if self.failed else ''}, "
+                    f"ETA {int(eta // 60)}m{int(eta % 60):02d}s  ({one_line(outcome.report.shown_name, limit=30)}: "
+                    f"{result})")
             if self.tty:
                 sys.stderr.write("\r" + text.ljust(100))
             else:
@@ -412,6 +597,28 @@ class ProgressBar:
             sys.stderr.flush()
 
 
-def print_table(outcomes: list[GradeOutcome], out_dir: Path) -> None:
-    print(class_table([o.report for o in outcomes]))
-    print(f"\nResults: {out_dir}/<submission>/results.json and feedback.md; class summary: {out_dir}/summary.csv")
+def closing_lines(outcomes: list[GradeOutcome], out_dir: Path) -> list[str]:
+    """What the run says last: counts, what the TA should look at, where the files are."""
+    skipped = sum(o.skipped for o in outcomes)
+    failed = [o for o in outcomes if not o.graded]
+    no_model = [o for o in outcomes if o.graded and "no_model" in o.report.flags]
+    lines = [f"This run: {len(outcomes)} submissions, {len(outcomes) - skipped - len(failed)} graded, "
+             f"{skipped} already graded with the same files and graders (reported again), {len(failed)} not graded."]
+    if no_model:
+        lines.append(f"{len(no_model)} of {len(outcomes)} submissions have no model.keras (flag no_model): if that "
+                     "is unexpected, check that the LMS download kept every file.")
+    if failed:
+        lines.append(f"NOT GRADED ({len(failed)}): the grader failed twice on these, so no grade was recorded; the "
+                     "details are in the files named in the table. Run the same command again to grade them "
+                     f"(exit code {EXIT_NOT_GRADED}).")
+    lines.append(f"Results: {out_dir}/{SUBMISSIONS_DIR}/<folder>/results.json and feedback.md; class summary: "
+                 f"{out_dir}/summary.csv")
+    return lines
+
+
+def print_table(outcomes: list[GradeOutcome], out_dir: Path, gradebook_url: str | None = None) -> None:
+    """The class as the gradebook has it (every submission ever graded into ``out_dir``), then the run's summary."""
+    book = Gradebook(gradebook_url or default_url(out_dir))
+    print(class_table(book.reports(), functions=FUNCTIONS, labels=LABELS))
+    print()
+    print("\n".join(closing_lines(outcomes, out_dir)))

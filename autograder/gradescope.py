@@ -89,7 +89,7 @@ def run(root: Path) -> int:
     Never exits non-zero for a submission's fault; when the grader itself cannot run (no namespaces in
     this container, say), the results say so to the instructor instead of a silent zero.
     """
-    from .grade import GraderError, grade
+    from .grade import SUBMISSIONS_DIR, GraderError, grade
     from .settings import load_settings
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -107,8 +107,9 @@ def run(root: Path) -> int:
             (results_dir / "results.json").write_text(json.dumps(failure, indent=1))
             print(f"error: {error}", file=sys.stderr)
             return 0
-        shutil.copy(out / outcome.report.name / "results.json", results_dir / "results.json")
-        shutil.copy(out / outcome.report.name / "feedback.html", results_dir / "feedback.html")
+        folder = out / SUBMISSIONS_DIR / outcome.report.name
+        shutil.copy(folder / "results.json", results_dir / "results.json")
+        shutil.copy(folder / "feedback.html", results_dir / "feedback.html")
     return 0
 
 

@@ -1,28 +1,29 @@
 """Scores -> what people read: Gradescope's results.json, the student's feedback (Markdown and HTML),
 the class summary CSVs and the terminal table.
 
-Everything here is rendered from the structured outcomes; student-controlled text (exception
-messages, file names) is escaped in HTML and defanged in Markdown.
+Everything here is rendered from structured outcomes, and every string that can hold student text goes
+through ``text`` (``markdown``, ``html_text``, ``plain``): whatever a submission managed to put into a
+message, nothing of it renders as a link, an image, HTML or a terminal escape. One cause that fails
+several checks (a module that does not import, say) is explained once, with the checks it cost.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .rubric import FUNCTIONS
+from .text import html_text, markdown, one_line, plain
 
 FLAG_HELP = {
     "timeout": "a function hit its wall-clock limit",
     "limit_hit": "a memory, CPU, file-size or process limit was hit",
     "early_exit": "student code exited the process (sys.exit / os._exit)",
-    "abnormal_exit": "a probe process crashed",
+    "abnormal_exit": "a check's process crashed",
     "sandbox_died": "the sandbox stopped before all checks ran",
     "sandbox_wall_clock": "the whole sandbox hit its time limit and was killed",
     "sandbox_exit": "the sandbox ended before sending every result",
@@ -30,18 +31,21 @@ FLAG_HELP = {
     "stream_error": "the stream from the sandbox broke off",
     "artifacts_too_large": "the sandbox sent more data than allowed",
     "import_error": "hello_mnist.py does not import",
+    "syntax_error": "a function has a syntax error; the functions around it were graded",
     "missing_module": "no hello_mnist.py in the submission",
+    "no_model": "no model.keras in the submission (an LMS download that dropped files?)",
     "renamed_module": "the module had another name and was graded anyway",
     "notebook_instead_of_module": "a notebook was submitted instead of hello_mnist.py",
     "not_utf8": "hello_mnist.py is not UTF-8",
     "oversized_file": "a file above the size limit was ignored",
     "symlink": "a link instead of a file was ignored",
     "unreadable": "the submission could not be read",
+    "name_collision": "two sources had the same name; each was graded under its own source",
     "corrupt_zip": "the zip is damaged or empty",
     "zip_path_traversal": "the zip had members with ../ or absolute paths (ignored)",
     "zip_symlink": "the zip had symbolic links (ignored)",
     "zip_bomb": "a zip member inflated beyond the limit (ignored)",
-    "unsafe_model": "model.keras was refused (custom code, Lambda, bad archive)",
+    "unsafe_model": "model.keras was refused (custom code, Lambda, too many files)",
     "corrupt_model": "model.keras is damaged",
     "oversized_model": "model.keras is above the size limit",
     "legacy_h5": "model.keras is a legacy HDF5 file",
@@ -49,12 +53,18 @@ FLAG_HELP = {
     "model_inconsistent": "a model's outputs disagree with its exported layers (forged export?)",
     "forged_output": "the code writes or prints something that looks like grading results (ignored)",
     "suspicious_code": "the source calls things a graded module does not need (subprocess, os._exit, ...)",
-    "grader_error": "an internal grader error (see out/.grader/work/<submission>/grader-errors.txt)",
+    "grader_error": "an internal grader error",
+    "not_graded": "the grader failed twice on this submission: no grade recorded, run again (see .grader/errors/)",
 }
+
+NOT_GRADED_TO_STUDENT = ("The autograder could not grade this submission because of a problem on the grader's side; "
+                         "this is not your fault and no grade was recorded. Your TA has the details and will grade "
+                         "it again.")
 
 
 @dataclass
 class SubmissionReport:
+    """One submission's outcome. ``name`` is its folder in the output folder; ``key`` its identity."""
     name: str
     total: float
     max_total: float
@@ -63,9 +73,35 @@ class SubmissionReport:
     problems: list[str] = field(default_factory=list)
     execution_time: float = 0.0
     digest: str = ""
+    key: str = ""
+    display_name: str = ""
+    source: str = ""
+    status: str = "graded"       # graded | not_graded
+    failure: str = ""            # not graded: why, for the TA
+    details: str = ""            # not graded: the file with the details, relative to the output folder
+    functions: tuple[str, ...] = ()
 
-    def by_function(self) -> dict[str, tuple[float, float]]:
-        scores: dict[str, list[float]] = {name: [0.0, 0.0] for name in FUNCTIONS}
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SubmissionReport":
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["functions"] = tuple(values.get("functions") or ())
+        return cls(**values)
+
+    @property
+    def graded(self) -> bool:
+        return self.status == "graded"
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.name
+
+    def by_function(self, functions: tuple[str, ...] | None = None) -> dict[str, tuple[float, float]]:
+        names = functions or self.functions
+        scores: dict[str, list[float]] = {name: [0.0, 0.0] for name in names}
         for test in self.tests:
             entry = scores.setdefault(test["function"], [0.0, 0.0])
             entry[0] += test["score"]
@@ -73,109 +109,152 @@ class SubmissionReport:
         return {name: (round(s, 2), round(m, 2)) for name, (s, m) in scores.items()}
 
 
-def build_report(name: str, tests: list[dict], *, flags, problems, execution_time, digest) -> SubmissionReport:
+def build_report(name: str, tests: list[dict], *, flags, problems, execution_time, digest, key: str = "",
+                 display_name: str = "", source: str = "", functions: tuple[str, ...] = ()) -> SubmissionReport:
     total = round(sum(t["score"] for t in tests), 2)
     max_total = round(sum(t["max_score"] for t in tests), 2)
     all_flags = sorted(set(flags) | {flag for t in tests for flag in t.get("flags", [])})
-    return SubmissionReport(name, total, max_total, tests, all_flags, list(problems), round(execution_time, 1), digest)
+    return SubmissionReport(name, total, max_total, tests, all_flags, list(problems), round(execution_time, 1), digest,
+                            key=key or name, display_name=display_name or name, source=source,
+                            functions=tuple(functions))
 
 
-def _md_text(text: str) -> str:
-    return str(text).replace("<", "&lt;")
+def not_graded_report(name: str, *, max_total: float, failure: str, details: str, digest: str, key: str,
+                      display_name: str, source: str, flags=(), functions: tuple[str, ...] = (),
+                      execution_time: float = 0.0) -> SubmissionReport:
+    """A submission the grader failed on: no score, the student is not blamed, the TA is told where to look."""
+    return SubmissionReport(name, 0.0, max_total, [], sorted(set(flags) | {"not_graded"}), [], round(execution_time, 1),
+                            digest, key=key, display_name=display_name, source=source, status="not_graded",
+                            failure=failure, details=details, functions=tuple(functions))
 
 
 def results_json(report: SubmissionReport) -> dict:
-    """Gradescope's autograder results format (tests with name, score, max_score, status, output, visibility)."""
+    """Gradescope's autograder results format (tests with name, score, max_score, status, output, visibility).
+
+    Every text field is plain text: test outputs quote the student's own exception messages and code.
+    """
+    if not report.graded:
+        return {"score": 0.0, "execution_time": int(round(report.execution_time)), "output": NOT_GRADED_TO_STUDENT,
+                "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden", "tests": [],
+                "extra_data": {"not_graded": True, "reason": plain(report.failure, limit=2000), "flags": report.flags,
+                               "digest": report.digest, "key": plain(report.key)}}
     return {
         "score": report.total,
         "execution_time": int(round(report.execution_time)),
         "output": summary_text(report),
-        # Plain text: test outputs quote the student's own exception messages and code, which must not
-        # render on Gradescope as links, images or headings.
         "output_format": "text",
         "test_output_format": "text",
         "test_name_format": "text",
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [{
-            "name": test["name"],
+            "name": plain(test["name"]),
             "name_format": "text",
             "score": test["score"],
             "max_score": test["max_score"],
             "status": test["status"],
-            "output": test["output"] or "",
+            "output": plain(test["output"] or ""),
             "output_format": "text",
             "tags": [test["function"]],
             "visibility": "visible",
         } for test in report.tests],
-        "extra_data": {"flags": report.flags, "digest": report.digest, "max_score": report.max_total},
+        "extra_data": {"flags": report.flags, "digest": report.digest, "max_score": report.max_total,
+                       "key": plain(report.key)},
     }
 
 
 def summary_text(report: SubmissionReport) -> str:
     lines = [f"Score: {report.total:g} / {report.max_total:g}"]
-    lines += [f"- {problem}" for problem in report.problems]
+    lines += [f"- {plain(problem)}" for problem in report.problems]
     return "\n".join(lines)
 
 
-def feedback_markdown(report: SubmissionReport) -> str:
+def _causes(failed: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Failed checks grouped by their explanation, in rubric order: one cause, one paragraph."""
+    groups: dict[str, list[dict]] = {}
+    for test in failed:
+        groups.setdefault(test["output"] or "This check failed.", []).append(test)
+    return list(groups.items())
+
+
+def feedback_markdown(report: SubmissionReport, *, title: str = "hello_mnist") -> str:
+    lines = [f"# {markdown(title)}: feedback for {markdown(report.shown_name)}", ""]
+    if not report.graded:
+        return "\n".join(lines + [markdown(NOT_GRADED_TO_STUDENT), ""])
     failed = [t for t in report.tests if t["status"] != "passed"]
     passed = [t for t in report.tests if t["status"] == "passed"]
-    lines = [f"# hello_mnist: feedback for {_md_text(report.name)}", "",
-             f"**Score: {report.total:g} / {report.max_total:g}**", "",
-             "| function | points |", "|---|---|"]
+    lines += [f"**Score: {report.total:g} / {report.max_total:g}**", "", "| function | points |", "|---|---|"]
     for function, (score, maximum) in report.by_function().items():
         if maximum:
             lines.append(f"| `{function}` | {score:g} / {maximum:g} |")
     if report.problems:
-        lines += ["", "## About your submission", ""] + [f"- {_md_text(p)}" for p in report.problems]
+        lines += ["", "## About your submission", ""] + [f"- {markdown(p)}" for p in report.problems]
     if failed:
         lines += ["", "## What to fix", ""]
-        for test in failed:
-            lines += [f"### {_md_text(test['name'])} ({test['score']:g} / {test['max_score']:g})", ""]
-            if test.get("question"):
-                lines += [f"*{_md_text(test['question'])}*", ""]
-            lines += [_md_text(test["output"]) or "This check failed.", ""]
+        for cause, tests in _causes(failed):
+            if len(tests) == 1:
+                test = tests[0]
+                lines += [f"### {markdown(test['name'])} ({test['score']:g} / {test['max_score']:g})", ""]
+                if test.get("question"):
+                    lines += [f"*{markdown(test['question'])}*", ""]
+                lines += [markdown(cause), ""]
+            else:
+                lost = sum(t["max_score"] - t["score"] for t in tests)
+                lines += [f"### {len(tests)} checks, one cause ({lost:g} points)", "", markdown(cause), "",
+                          "Checks affected:", ""]
+                lines += [f"- {markdown(t['name'])} ({t['score']:g} / {t['max_score']:g})" for t in tests]
+                lines.append("")
     if passed:
         lines += ["", "## Passed", ""]
         for test in passed:
-            note = f": {_md_text(test['output'])}" if test["output"] else ""
-            lines.append(f"- {_md_text(test['name'])} ({test['max_score']:g} / {test['max_score']:g}){note}")
+            note = f": {markdown(test['output'])}" if test["output"] else ""
+            lines.append(f"- {markdown(test['name'])} ({test['max_score']:g} / {test['max_score']:g}){note}")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def feedback_html(report: SubmissionReport) -> str:
-    e = html.escape
-    rows = "".join(f"<tr><td><code>{e(f)}</code></td><td>{s:g} / {m:g}</td></tr>"
-                   for f, (s, m) in report.by_function().items() if m)
-    problems = "".join(f"<li>{e(p)}</li>" for p in report.problems)
-    tests = []
-    for test in report.tests:
-        ok = test["status"] == "passed"
-        question = f"<p class='q'>{e(test['question'])}</p>" if test.get("question") else ""
-        output = f"<p>{e(test['output'])}</p>" if test["output"] else ""
-        tests.append(f"<section class='{'pass' if ok else 'fail'}'><h3>{'&#10003;' if ok else '&#10007;'} "
-                     f"{e(test['name'])} <span>{test['score']:g} / {test['max_score']:g}</span></h3>"
-                     f"{question}{output}</section>")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>hello_mnist feedback: {e(report.name)}</title>
+def feedback_html(report: SubmissionReport, *, title: str = "hello_mnist") -> str:
+    e = html_text
+    head = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)} feedback: {e(report.shown_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;line-height:1.45}}
 table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:.2rem .6rem}}
 section{{border-left:.3rem solid;padding:.1rem .8rem;margin:.8rem 0}}.pass{{border-color:#2a7}}.fail{{border-color:#c33}}
 h3{{font-size:1rem;margin:.4rem 0}}h3 span{{float:right;font-weight:normal}}.q{{font-style:italic;color:#555}}</style>
-</head><body><h1>hello_mnist: feedback for {e(report.name)}</h1>
-<p><strong>Score: {report.total:g} / {report.max_total:g}</strong></p>
-<table>{rows}</table>{f'<h2>About your submission</h2><ul>{problems}</ul>' if problems else ''}
-<h2>Checks</h2>{''.join(tests)}</body></html>
+</head><body><h1>{e(title)}: feedback for {e(report.shown_name)}</h1>
 """
+    if not report.graded:
+        return head + f"<p>{e(NOT_GRADED_TO_STUDENT)}</p></body></html>\n"
+    rows = "".join(f"<tr><td><code>{e(f)}</code></td><td>{s:g} / {m:g}</td></tr>"
+                   for f, (s, m) in report.by_function().items() if m)
+    problems = "".join(f"<li>{e(p)}</li>" for p in report.problems)
+    sections = []
+    failed = [t for t in report.tests if t["status"] != "passed"]
+    for cause, tests in _causes(failed):
+        if len(tests) == 1:
+            test = tests[0]
+            question = f"<p class='q'>{e(test['question'])}</p>" if test.get("question") else ""
+            sections.append(f"<section class='fail'><h3>&#10007; {e(test['name'])} <span>{test['score']:g} / "
+                            f"{test['max_score']:g}</span></h3>{question}<p>{e(cause)}</p></section>")
+        else:
+            items = "".join(f"<li>{e(t['name'])} ({t['score']:g} / {t['max_score']:g})</li>" for t in tests)
+            sections.append(f"<section class='fail'><h3>&#10007; {len(tests)} checks, one cause</h3><p>{e(cause)}</p>"
+                            f"<ul>{items}</ul></section>")
+    for test in report.tests:
+        if test["status"] == "passed":
+            output = f"<p>{e(test['output'])}</p>" if test["output"] else ""
+            sections.append(f"<section class='pass'><h3>&#10003; {e(test['name'])} <span>{test['max_score']:g} / "
+                            f"{test['max_score']:g}</span></h3>{output}</section>")
+    return head + (f"<p><strong>Score: {report.total:g} / {report.max_total:g}</strong></p>\n<table>{rows}</table>"
+                   f"{f'<h2>About your submission</h2><ul>{problems}</ul>' if problems else ''}"
+                   f"<h2>Checks</h2>{''.join(sections)}</body></html>\n")
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, content: str) -> None:
     """Write via a temporary file and rename, so a crash or a full disk never leaves half a file."""
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -187,22 +266,33 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_submission_files(directory: Path, report: SubmissionReport) -> None:
+def write_submission_files(directory: Path, report: SubmissionReport, *, title: str = "hello_mnist") -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    write_atomic(directory / "feedback.md", feedback_markdown(report))
-    write_atomic(directory / "feedback.html", feedback_html(report))
+    write_atomic(directory / "feedback.md", feedback_markdown(report, title=title))
+    write_atomic(directory / "feedback.html", feedback_html(report, title=title))
     # results.json last: its presence marks the submission's files as complete.
     write_atomic(directory / "results.json", json.dumps(results_json(report), indent=1))
 
 
-def summary_csv(reports: list[SubmissionReport]) -> str:
+def _csv_cell(value) -> str:
+    """A cell a spreadsheet will not run as a formula and a terminal will not interpret."""
+    text_value = plain(value)
+    return "'" + text_value if text_value[:1] in ("=", "+", "-", "@") else text_value
+
+
+def summary_csv(reports: list[SubmissionReport], functions: tuple[str, ...]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["submission", *FUNCTIONS, "total", "max_total", "flags"])
-    for report in sorted(reports, key=lambda r: r.name):
-        scores = report.by_function()
-        writer.writerow([report.name, *(f"{scores[f][0]:g}" for f in FUNCTIONS), f"{report.total:g}",
-                         f"{report.max_total:g}", " ".join(report.flags)])
+    writer.writerow(["submission", "key", "folder", "source", *functions, "total", "max_total", "status", "flags"])
+    for report in sorted(reports, key=lambda r: r.key):
+        scores = report.by_function(functions)
+        cells = [report.shown_name, report.key, report.name, report.source]
+        if report.graded:
+            cells += [f"{scores[f][0]:g}" for f in functions] + [f"{report.total:g}"]
+        else:
+            cells += [""] * len(functions) + [""]
+        cells += [f"{report.max_total:g}", report.status, " ".join(report.flags)]
+        writer.writerow([_csv_cell(cell) for cell in cells])
     return buffer.getvalue()
 
 
@@ -211,6 +301,8 @@ def pass_rates_csv(reports: list[SubmissionReport]) -> str:
     seen: dict[str, int] = defaultdict(int)
     names: list[str] = []
     for report in reports:
+        if not report.graded:
+            continue
         for test in report.tests:
             if test["name"] not in seen:
                 names.append(test["name"])
@@ -224,25 +316,29 @@ def pass_rates_csv(reports: list[SubmissionReport]) -> str:
     return buffer.getvalue()
 
 
-SHORT = {"preprocess": "prep", "build_model": "build", "compile_model": "comp", "minibatches": "mini",
-         "train_one_epoch": "t1ep", "train_model": "train", "forward_loop": "floop", "forward_matrix": "fmat",
-         "evaluate_model": "eval", "predict_digits": "pred", "save_model": "save", "load_model": "load",
-         "trained_model": "model"}
-
-
-def class_table(reports: list[SubmissionReport]) -> str:
-    """The final terminal table: one line per submission, points per function, total and flags."""
-    width = max([10] + [len(r.name) for r in reports])
-    header = f"{'submission':<{width}} " + " ".join(f"{SHORT[f]:>5}" for f in FUNCTIONS) + "  total  flags"
+def class_table(reports: list[SubmissionReport], *, functions: tuple[str, ...], labels: dict[str, str]) -> str:
+    """The final terminal table: one line per submission, points per function, total and flags; then a legend
+    of the column labels and of the flags that occur."""
+    names = {id(r): one_line(r.shown_name, limit=28) for r in reports}
+    width = max([10] + [len(name) for name in names.values()])
+    columns = [labels.get(f, f[:5]) for f in functions]
+    cell = max([5] + [len(c) for c in columns])
+    header = f"{'submission':<{width}} " + " ".join(f"{c:>{cell}}" for c in columns) + "  total  flags"
     lines = [header, "-" * len(header)]
-    for report in sorted(reports, key=lambda r: r.name):
-        scores = report.by_function()
-        cells = " ".join(f"{scores[f][0]:>5g}" for f in FUNCTIONS)
-        lines.append(f"{report.name:<{width}} {cells}  {report.total:>5g}  {' '.join(report.flags)}")
-    if reports:
-        maxima = reports[0].by_function()
-        lines.append(f"{'(max)':<{width}} " + " ".join(f"{maxima[f][1]:>5g}" for f in FUNCTIONS)
-                     + f"  {reports[0].max_total:>5g}")
+    for report in sorted(reports, key=lambda r: r.key):
+        if not report.graded:
+            lines.append(f"{names[id(report)]:<{width}} {'NOT GRADED: ' + one_line(report.failure, limit=70)}"
+                         f"  (details: {report.details})")
+            continue
+        scores = report.by_function(functions)
+        cells = " ".join(f"{scores[f][0]:>{cell}g}" for f in functions)
+        lines.append(f"{names[id(report)]:<{width}} {cells}  {report.total:>5g}  {plain(' '.join(report.flags))}")
+    graded = [r for r in reports if r.graded]
+    if graded:
+        maxima = graded[0].by_function(functions)
+        lines.append(f"{'(max)':<{width}} " + " ".join(f"{maxima[f][1]:>{cell}g}" for f in functions)
+                     + f"  {graded[0].max_total:>5g}")
+    lines += ["", "columns: " + ", ".join(f"{labels.get(f, f[:5])} = {f}" for f in functions)]
     present = sorted({flag.split(":")[0] for report in reports for flag in report.flags})
     if present:
         lines += ["", "flags (for the TA; not penalties):"]

@@ -14,6 +14,11 @@ RUBRIC_PATH = PACKAGE_DIR / "graders" / "rubric.toml"
 FUNCTIONS = ("preprocess", "build_model", "compile_model", "minibatches", "train_one_epoch", "train_model",
              "forward_loop", "forward_matrix", "evaluate_model", "predict_digits", "save_model", "load_model",
              "trained_model")
+# Short column labels for the terminal table (its legend spells them out).
+LABELS = {"preprocess": "prep", "build_model": "build", "compile_model": "comp", "minibatches": "mini",
+          "train_one_epoch": "t1ep", "train_model": "train", "forward_loop": "floop", "forward_matrix": "fmat",
+          "evaluate_model": "eval", "predict_digits": "pred", "save_model": "save", "load_model": "load",
+          "trained_model": "model"}
 
 
 class RubricError(ValueError):
@@ -38,6 +43,7 @@ class Rubric:
     thresholds: dict
     retrain: RetrainBudget
     path: Path
+    rescue_syntax_errors: bool = True
 
     def item(self, rubric_id: str) -> RubricItem:
         for item in self.items:
@@ -81,4 +87,9 @@ def load_rubric(path: Path = RUBRIC_PATH) -> Rubric:
     if abs(sum(item.points for item in items) - total) > 1e-9:
         raise RubricError(f"{path}: the items' points sum to {sum(i.points for i in items):g}, but total is {total:g}")
     retrain = RetrainBudget(**data.get("retrain", {}))
-    return Rubric(tuple(items), total, dict(data.get("thresholds", {})), retrain, Path(path))
+    policy = data.get("assignment", {}).get("syntax_errors", "per_function")
+    if policy not in ("per_function", "whole_module"):
+        raise RubricError(f"{path}: [assignment] syntax_errors must be \"per_function\" or \"whole_module\"; "
+                          f"got {policy!r}")
+    return Rubric(tuple(items), total, dict(data.get("thresholds", {})), retrain, Path(path),
+                  rescue_syntax_errors=policy == "per_function")

@@ -90,9 +90,10 @@ class ScoringPlugin:
         question = (item.function.__doc__ or "").strip().splitlines()[0] if item.function.__doc__ else ""
         credit: Credit = item.stash.get(CREDIT_KEY, Credit())
         fraction, message, flags = 1.0, "", list(credit.flags)
-        if report.skipped:
+        if report.skipped:  # nothing a submission does can skip a grader: ours to fix
             fraction, message = 0.0, "This check was not run."
             flags.append("grader_error")
+            self.internal_errors.append(f"{item.nodeid} was skipped: {report.longreprtext[-500:]}")
         elif report.failed:
             error = call.excinfo.value if call.excinfo else None
             fraction = 0.0

@@ -41,3 +41,27 @@ def test_help_lists_the_commands(capsys):
     out = capsys.readouterr().out
     for command in ("grade", "gradebook", "reference", "release", "gradescope"):
         assert command in out
+
+
+def test_a_run_with_submissions_not_graded_exits_3(tmp_path, monkeypatch, capsys):
+    """Exit code 3: the run finished, the grader failed on some submissions (recorded as not graded)."""
+    import autograder.grade as grade_module
+    from autograder.report import not_graded_report
+
+    failed = not_graded_report("alice", max_total=100, failure="the sandbox died", details=".grader/errors/alice.txt",
+                               digest="d", key="alice", display_name="alice", source="/class/alice")
+    monkeypatch.setattr(grade_module, "grade", lambda *args, **kwargs: [grade_module.GradeOutcome(
+        failed, grade_module.Timing())])
+    (tmp_path / "alice").mkdir()
+    assert main(["grade", str(tmp_path / "alice"), "--out", str(tmp_path / "out"), "--quiet"]) == 3
+
+
+def test_void_needs_a_reason_and_a_target(tmp_path, capsys):
+    from autograder.gradebook import Gradebook, default_url
+    (tmp_path / "out").mkdir()
+    Gradebook(default_url(tmp_path / "out"))
+    with pytest.raises(SystemExit):
+        main(["gradebook", "void", "--out", str(tmp_path / "out"), "--submission", "bob"])
+    assert "--reason" in capsys.readouterr().err
+    assert main(["gradebook", "void", "--out", str(tmp_path / "out"), "--submission", "bob", "--reason", "x"]) == 2
+    assert "No current grade for 'bob'" in capsys.readouterr().err

@@ -22,7 +22,7 @@ def command(submissions, out, *extra):
 
 
 def completed(out):
-    return sorted(p.parent.name for p in out.glob("*/results.json"))
+    return sorted(p.parent.name for p in out.glob("submissions/*/results.json"))
 
 
 def test_kill_minus_nine_then_rerun_grades_only_the_rest(materialized, tmp_path):
@@ -38,7 +38,7 @@ def test_kill_minus_nine_then_rerun_grades_only_the_rest(materialized, tmp_path)
     done_before = completed(out)
     assert 0 < len(done_before) < len(CLASS), "the kill should land mid-run"
     for name in done_before:
-        json.loads((out / name / "results.json").read_text())  # complete, valid JSON
+        json.loads((out / "submissions" / name / "results.json").read_text())  # complete, valid JSON
     book = open_gradebook(None, out)
     assert {row["submission"] for row in book.history()} <= set(done_before)
 
@@ -69,8 +69,8 @@ def test_a_full_output_disk_stops_with_a_clear_message(materialized, tmp_path):
         result = subprocess.run(command(paths, out), capture_output=True, text=True, timeout=900)
         assert result.returncode == 2, result.stderr[-2000:]
         assert "full" in result.stderr and "run the same command again" in result.stderr
-        for path in out.glob("*/results.json"):
+        for path in out.glob("submissions/*/results.json"):
             json.loads(path.read_text())  # whatever was written is whole
-        assert not list(out.glob("*/.results.json.tmp"))
+        assert not list(out.glob("submissions/*/.results.json.tmp"))
     finally:
         subprocess.run(["umount", "-l", str(out)], check=False)

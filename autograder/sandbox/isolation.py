@@ -210,6 +210,15 @@ def memory_cgroup(settings: Settings, slot: int) -> Path | None:
     return path
 
 
+def existing_memory_cgroup(settings: Settings, slot: int) -> Path | None:
+    """The slot's memory cgroup if it was made (``memory_cgroup``), without touching it."""
+    parent = _cgroup_parent()
+    if parent is None or settings.memory_mb <= 0:
+        return None
+    path = parent / "autograder" / f"uid-{settings.first_uid + slot}"
+    return path if path.is_dir() else None
+
+
 def cgroup_oom_kills(cgroup: Path | None) -> int:
     """How many times the kernel's OOM killer fired in the slot's cgroup so far (0 without a cgroup)."""
     if cgroup is None:
@@ -217,7 +226,11 @@ def cgroup_oom_kills(cgroup: Path | None) -> int:
     for name in ("memory.events", "memory.oom_control"):
         path = cgroup / name
         if path.exists():
-            for line in path.read_text().splitlines():
+            try:
+                lines = path.read_text().splitlines()
+            except OSError:
+                return 0
+            for line in lines:
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value)

@@ -204,6 +204,15 @@ class WarmPool:
             worker.start()
         return worker
 
+    def replace(self, slots) -> None:
+        """Stop the workers of ``slots`` (after a failure), so the next ``worker()`` starts fresh ones."""
+        for slot in slots:
+            thread = self.starting.pop(slot, None)
+            if thread is not None:
+                thread.join()
+            self.failures.pop(slot, None)
+            self._make(slot).stop()
+
     def close(self) -> None:
         for thread in list(self.starting.values()):
             thread.join()

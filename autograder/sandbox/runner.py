@@ -52,12 +52,18 @@ class SandboxResult:
     launches: int = 0
     flags: list[str] = field(default_factory=list)
     stderr_tail: str = ""
+    # Set when the sandbox failed in a way the submission did not cause (it died without hitting a limit, its
+    # stream broke, the whole sandbox ran past its budget): the grader's failure, retried, never a grade.
+    failure: str | None = None
 
 
 # Probes a helper worker runs beside the others when one is free (fewer submissions than cores): the
 # retrain and the other two that train or load a whole model, about half of a submission's CPU time in
 # the sandbox (measured: ~1.9 of ~3.4 s). None of them reads what another probe wrote.
 PARALLEL_PROBES = ("train_model", "trained_model", "retrain")
+# Flags that mean the sandbox machinery failed rather than the submission: a stream that broke off, a
+# supervisor that ended early or sent nonsense, a sandbox that outlived its whole budget.
+GRADER_SIDE_FLAGS = {"sandbox_exit", "sandbox_wall_clock", "stream_error", "protocol_violation"}
 
 
 def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Path, artifacts_dir: Path,
@@ -108,27 +114,40 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
         merged.startup_seconds += other.startup_seconds
         merged.launches += other.launches
         merged.wall_seconds = max(merged.wall_seconds, other.wall_seconds)
+        merged.failure = merged.failure or other.failure
         return merged
     worker = workers[0] if workers else None
     result = SandboxResult()
     started = time.perf_counter()
     remaining = list(probes)
+    cgroup = None if settings.unsafe_no_sandbox else isolation.existing_memory_cgroup(settings, slot)
     while remaining and result.launches < MAX_LAUNCHES:
         result.launches += 1
         sink = FrameSink(remaining, artifacts_dir, result)
+        kills_before = isolation.cgroup_oom_kills(cgroup)
+        flags_before = len(result.flags)
         if worker is not None and not settings.unsafe_no_sandbox:
             _launch_warm(worker, remaining, submission_dir=submission_dir, settings=settings, sink=sink)
         else:
             _launch_cold(remaining, submission_dir=submission_dir, inputs_dir=inputs_dir, work_dir=work_dir,
                          settings=settings, slot=slot, sink=sink)
+        oom = isolation.cgroup_oom_kills(cgroup) > kills_before
+        new_flags = set(result.flags[flags_before:])
+        if new_flags & GRADER_SIDE_FLAGS and not oom:
+            result.failure = result.failure or (
+                f"the sandbox failed ({', '.join(sorted(new_flags & GRADER_SIDE_FLAGS))}) without hitting a limit")
         pending = [spec for spec in remaining if spec.name not in sink.received]
         if not pending:
             remaining = []
             break
-        # The first probe without a frame is the one the sandbox died in: record it, go on after it.
+        # The first probe without a frame is the one the sandbox died in: record it, go on after it. When no
+        # memory limit was hit, nothing the student's code may do kills the supervisor (PID 1 ignores signals
+        # from inside): the death is the grader's, and the submission is graded again.
         culprit = pending[0]
-        result.statuses[culprit.name] = {"sandbox_died": True, "seconds": None}
+        result.statuses[culprit.name] = {"sandbox_died": True, "seconds": None, "oom": oom}
         _write_status(artifacts_dir, culprit.name, result.statuses[culprit.name])
+        if not oom:
+            result.failure = result.failure or f"the sandbox died while running {culprit.name} without hitting a limit"
         remaining = pending[1:]
     for spec in remaining:  # only reached when the launch budget ran out
         if spec.name not in result.statuses:
