@@ -39,6 +39,12 @@ def _dense_layers(record):
     return [layer for layer in record["layers"] if isinstance(layer, dict) and layer.get("class_name") == "Dense"]
 
 
+def _expect_a_network(record, case) -> None:
+    """Basic job: the returned model has layers that compute something (at least one Dense layer)."""
+    expect(bool(_dense_layers(record)), f"{_call(case)} returned a model without any Dense layer, so it computes "
+                                        "nothing yet; add the hidden and output layers.")
+
+
 @pytest.mark.rubric("build_model.sequential")
 def test_returns_sequential(default_model):
     """Does build_model return a keras.Sequential?"""
@@ -47,6 +53,7 @@ def test_returns_sequential(default_model):
     expect(default_model.get("exact_sequential") is True,
            f"build_model() returned a {inert(default_model.get('qualified_name'))}; the lecture's network is a plain "
            "keras.Sequential (not a subclass or a functional Model).")
+    _expect_a_network(default_model, BUILD_CASES[0])
 
 
 @pytest.mark.rubric("build_model.input")
@@ -55,6 +62,7 @@ def test_input_shape(artifacts, default_model):
     for case in BUILD_CASES:
         record = default_model if case["label"] == "default" else artifacts.record("build_model", case["label"])
         shape = record.get("input_shape")
+        _expect_a_network(record, case)
         expect(shape == [None, 784],
                f"{_call(case)} takes inputs of shape {tuple(shape[1:]) if isinstance(shape, list) else shape}; "
                "expected (784,). Start the layers with keras.Input(shape=(784,)).")

@@ -125,5 +125,7 @@ def test_learning_rate(artifacts, credit):
 def test_returns_model(artifacts):
     """Does compile_model return the model it compiled?"""
     record = _case(artifacts, EVALUATED_CASE)
+    expect(record.get("compiled") is True, f"After compile_model(model, {EVALUATED_CASE!r}) the model is not compiled, "
+                                           "so there is nothing to return yet: call model.compile(...) first.")
     expect(record.get("returned_same_model") is True,
            f"compile_model returned a {inert(record.get('returned_type'))}; return the model you compiled (return model).")

@@ -15,7 +15,7 @@ def _known(inputs):
 
 
 @pytest.mark.rubric("evaluate_model.returns_floats")
-def test_returns_two_floats(artifacts):
+def test_returns_two_floats(artifacts, inputs):
     """Does evaluate_model return (loss, accuracy) as two Python floats?"""
     record = artifacts.record("evaluate_model")
     expect(record.get("returned_type") in ("tuple", "list") and record.get("length") == 2,
@@ -24,6 +24,17 @@ def test_returns_two_floats(artifacts):
            "(loss, accuracy), e.g. loss, accuracy = model.evaluate(x, y, verbose=0).")
     expect(all(kind in ("float", "float64") for kind in record.get("types", [])),
            f"evaluate_model returned values of types {inert(record.get('types'))}; convert each with float(...).")
+    data, probabilities = _known(inputs)
+    expected = (cross_entropy(probabilities, data["y"]), accuracy(probabilities, np.argmax(data["y"], axis=1)))
+    values = record.get("values") or []
+    measured = len(values) >= 2 and all(isinstance(v, (int, float)) for v in values[:2]) and (
+        _matches(values[:2], expected) or _matches(values[1::-1], expected))
+    expect(measured, "evaluate_model returned two floats, but not the model's loss and accuracy on the given data, so "
+                     "it does not evaluate the model yet: return what model.evaluate(x, y) gives.")
+
+
+def _matches(pair, expected) -> bool:
+    return bool(np.isclose(pair[0], expected[0], rtol=1e-3, atol=1e-4) and np.isclose(pair[1], expected[1], atol=1e-4))
 
 
 @pytest.mark.rubric("evaluate_model.values")
@@ -60,6 +71,10 @@ def test_one_label_per_input(artifacts, inputs):
     expect(predictions.shape == (n,), f"predict_digits should return shape ({n},); yours has {describe_shape(predictions)}.")
     expect(predictions.dtype.kind in "iu",
            f"predict_digits returned dtype {predictions.dtype}; digit labels are integers (.astype(int)).")
+    _, probabilities = _known(inputs)
+    agreement = float(np.mean(predictions == np.argmax(probabilities, axis=1)))
+    expect(agreement >= 0.5, f"predict_digits returns one integer per input, but only {agreement:.0%} of them are the "
+                             "model's predictions, so it does not predict with the model yet: use model.predict(x).")
 
 
 @pytest.mark.rubric("predict_digits.values")

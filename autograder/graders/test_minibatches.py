@@ -26,6 +26,28 @@ def _batches(artifacts, label):
     return batches
 
 
+def does_the_job(batches, n) -> bool:
+    """Basic job of one call: it yields real rows of x (none made up) covering at least half of the examples.
+    Properties (pairing, shuffling, the rng) only pay for calls that do it: yielding one row is no epoch."""
+    ids = [i for batch in batches for i in batch]
+    return bool(ids) and min(ids) >= 0 and len(set(ids)) * 2 >= n
+
+
+def _working_batches(artifacts, labels):
+    """The batches of each case in ``labels`` that does the basic job; raises when none does."""
+    working = {}
+    for label in labels:
+        try:
+            batches = _batches(artifacts, label)
+        except ProbeFailed:
+            continue
+        if does_the_job(batches, CASES[label]["n"]):
+            working[label] = batches
+    expect(bool(working), "minibatches does not yield an epoch yet (real rows of x, covering the data), so this "
+                          "property is not checked.")
+    return working
+
+
 def _coverage_problem(batches, n):
     counts = Counter(i for batch in batches for i in batch)
     unknown = counts.pop(-1, 0)
@@ -69,7 +91,9 @@ def test_batch_sizes(artifacts, credit):
             continue
         n, size = case["n"], case["batch_size"]
         expected = [size] * (n // size) + ([n % size] if n % size else [])
-        if sizes != expected:
+        if min((i for batch in _batches(artifacts, label) for i in batch), default=-1) < 0:
+            problems.append(f"With {_describe(case)}: the batches hold rows that are not rows of x.")
+        elif sizes != expected:
             shown = sizes if len(sizes) <= 12 else sizes[:10] + ["..."]
             problems.append(f"With {_describe(case)} the batch sizes were {shown}; expected {math.ceil(n / size)} "
                             f"batches: {expected if len(expected) <= 12 else str(expected[:10])[:-1] + ', ...]'}.")
@@ -80,8 +104,10 @@ def test_batch_sizes(artifacts, credit):
 @pytest.mark.rubric("minibatches.paired")
 def test_pairs(artifacts):
     """Does each yielded y row still belong to its x row?"""
-    for case in MINIBATCH_CASES:
-        record = artifacts.record("minibatches", case["label"])
+    working = _working_batches(artifacts, [case["label"] for case in MINIBATCH_CASES])
+    for label in working:
+        case = CASES[label]
+        record = artifacts.record("minibatches", label)
         expect(record.get("paired") is True,
                f"With {_describe(case)}, some yb rows do not belong to their xb rows: shuffle x and y with the same "
                "index order (x[batch], y[batch]), never separately.")
@@ -90,7 +116,7 @@ def test_pairs(artifacts):
 @pytest.mark.rubric("minibatches.shuffled")
 def test_shuffled(artifacts):
     """Is the order of the examples shuffled?"""
-    order = [i for batch in _batches(artifacts, "first") for i in batch]
+    order = [i for batch in _working_batches(artifacts, ["first"])["first"] for i in batch]
     expect(order != sorted(order), "The examples come out in their original order; shuffle them each epoch "
                                    "(rng.permutation(len(x))) so each mini-batch is a random sample.")
 
@@ -98,7 +124,7 @@ def test_shuffled(artifacts):
 @pytest.mark.rubric("minibatches.rng")
 def test_shuffle_uses_rng(artifacts):
     """Does all randomness come from rng, so the same seed gives the same batches?"""
-    first = _batches(artifacts, "first")
+    first = _working_batches(artifacts, ["first"])["first"]
     expect(first == _batches(artifacts, "same_seed"),
            "Two calls with generators of the same seed gave different batches: take every random choice from the "
            "rng argument (rng.permutation / rng.shuffle), not from np.random or random.")

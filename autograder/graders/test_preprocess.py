@@ -22,6 +22,18 @@ def test_shape_and_dtype(artifacts, inputs):
            "Flatten each image: images.reshape(len(images), 784).")
     expect(x.dtype == np.float32,
            f"x has dtype {x.dtype}; Keras expects float32. Convert with .astype('float32') before dividing.")
+    expect(carries_images(x, images),
+           "x has the right shape and dtype but does not hold the images' pixels in their order (it is constant or "
+           "unrelated to them), so preprocess does not do its job yet: x must be the flattened images, scaled.")
+
+
+def carries_images(x: np.ndarray, images: np.ndarray) -> bool:
+    """Basic job: x is (a positive rescaling of) the flattened images, row for row."""
+    flat_x = x.reshape(len(images), -1).astype(np.float64).ravel()
+    flat_images = images.reshape(len(images), -1).astype(np.float64).ravel()
+    if flat_x.std() == 0 or not np.all(np.isfinite(flat_x)):
+        return False
+    return float(np.corrcoef(flat_x, flat_images)[0, 1]) > 0.99
 
 
 @pytest.mark.rubric("preprocess.scaled")

@@ -45,7 +45,11 @@ def test_returns_history(artifacts):
 @pytest.mark.rubric("train_model.defaults")
 def test_defaults(artifacts):
     """Are the defaults the lecture's batch_size=100 and epochs=20?"""
-    artifacts.record("train_model")  # defaults of a function that does not run earn nothing
+    record = artifacts.record("train_model")
+    # Defaults of a function that does not train earn nothing (the stub already has this signature).
+    expect(len(record.get("fit_calls") or []) == 1 and record.get("is_history") is True,
+           "train_model does not train yet (it should call model.fit once and return its History), so its defaults "
+           "are not checked.")
     functions = artifacts.record("inspect").get("functions", {})
     entry = functions.get("train_model") or {}
     expect(entry.get("present") is True, "hello_mnist.py has no function named `train_model`.")
