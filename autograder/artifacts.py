@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import inert, one_line
+from .text import inert
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
 MAX_ARRAY_BYTES = 48 * 1024 * 1024
