@@ -33,8 +33,9 @@ class ProbeFailed(Exception):
 class Artifacts:
     """Read-only view of ``artifacts/<probe>/...`` for one submission."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, module: str = "the module"):
         self.root = Path(root)
+        self.module = module  # the graded module's file name, for messages
         self._results: dict[str, dict] = {}
 
     # -- raw reads ---------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class Artifacts:
         payload = self.result(probe)
         for error in payload["errors"]:
             if error.get("case") == "probe" or (case is not None and error.get("case") == case):
-                raise ProbeFailed(*explain_error(error))
+                raise ProbeFailed(*explain_error(error, self.module))
         value = payload["record"] if case is None else payload["record"].get(case)
         if case is not None and "cases" in payload["record"] and value is None:
             value = payload["record"]["cases"].get(case) if isinstance(payload["record"]["cases"], dict) else None
@@ -108,7 +109,7 @@ class Artifacts:
         """The student-facing error of one case, or None when it ran."""
         for error in self.result(probe)["errors"]:
             if error.get("case") in (case, "probe"):
-                return explain_error(error)[0]
+                return explain_error(error, self.module)[0]
         return None
 
     def array(self, probe: str, key: str, *, case: str | None = None,
@@ -121,7 +122,7 @@ class Artifacts:
         """
         for error in self.result(probe)["errors"]:
             if error.get("case") in ("probe", case or key):
-                raise ProbeFailed(*explain_error(error))
+                raise ProbeFailed(*explain_error(error, self.module))
         path = self.root / probe / f"{key}.npy"
         if not path.is_file() or path.is_symlink():
             raise ProbeFailed(f"No array {key!r} was produced.", flag=None)
@@ -136,8 +137,9 @@ class Artifacts:
         return array
 
 
-def explain_error(error: dict) -> tuple[str, str | None]:
+def explain_error(error: dict, module: str = "the module") -> tuple[str, str | None]:
     """A recorded student error as ``(message, flag)``; every part the student controls is made inert."""
+    stem = module[:-3] if module.endswith(".py") else module
     function = str(error.get("function", "?"))
     kind = str(error.get("kind", "error"))
     shown_kind = kind if kind.isidentifier() else inert(kind[:80])
@@ -148,12 +150,12 @@ def explain_error(error: dict) -> tuple[str, str | None]:
         frame = frames[-1]
         name = str(frame.get("function"))
         name = name if name.isidentifier() else inert(name[:80])
-        where = f" (hello_mnist.py line {frame.get('line')}, in {name}: {inert(str(frame.get('code', ''))[:120])})"
+        where = f" ({module} line {frame.get('line')}, in {name}: {inert(str(frame.get('code', ''))[:120])})"
     if function == "import":
-        return (f"hello_mnist.py could not be imported: {shown_kind}: {message}{where}. Nothing in the module can be "
-                "graded until it imports; run `python -c 'import hello_mnist'` to see the error.", "import_error")
+        return (f"{module} could not be imported: {shown_kind}: {message}{where}. Nothing in the module can be "
+                f"graded until it imports; run `python -c 'import {stem}'` to see the error.", "import_error")
     if kind == "missing":
-        return (f"hello_mnist.py has no function named `{function}`. The autograder looks for exactly this name "
+        return (f"{module} has no function named `{function}`. The autograder looks for exactly this name "
                 "(check spelling and indentation).", None)
     if kind == "NotImplementedError":
         return (f"`{function}` still raises NotImplementedError: replace the `raise NotImplementedError` line "

@@ -1,11 +1,11 @@
 """The command line: parses arguments and forwards them to keyword-only functions; nothing else.
 
-    python -m autograder grade SUBMISSION... --out DIR [--jobs N] [--regrade]
+    python -m autograder grade SUBMISSION... --out DIR [--version V] [--jobs N] [--regrade]
     python -m autograder gradebook export --out DIR [--csv FILE] [--history]
     python -m autograder gradebook void --out DIR (--submission KEY | --run ID) --reason TEXT
-    python -m autograder reference {train,retrain,grade}
+    python -m autograder reference {train,retrain,grade,all} [--version V]
     python -m autograder release [--version V]
-    python -m autograder gradescope --output autograder.zip
+    python -m autograder gradescope [--version V] --output autograder.zip
 
 Exit codes: 0 when every submission was graded (whatever the scores); 2 when the grader itself could
 not run (bad arguments, no sandbox, no MNIST, an inconsistent rubric or reference, the output folder held
@@ -46,7 +46,9 @@ def _settings_from(args) -> Settings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade the hello_mnist assignment.")
+    parser = argparse.ArgumentParser(prog="python -m autograder",
+                                     description="Grade, release and reference the versions of the assignment "
+                                                 "(solutions/<version>/).")
     commands = parser.add_subparsers(dest="command", required=True)
 
     grade = commands.add_parser("grade", help="grade submissions (folders, .zip files, hello_mnist.py files)")
@@ -54,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", type=Path, required=True, help="output folder (results, feedback, gradebook)")
     grade.add_argument("--gradebook", default=None, help="SQLAlchemy URL (default: sqlite in --out)")
     grade.add_argument("--regrade", action="store_true", help="grade again what was already graded")
+    grade.add_argument("--version", default=None, help="grade every submission against this assignment version "
+                                                       "(default: the version each submission's own files name)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     _settings_options(grade)
 
@@ -76,18 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("action", choices=("train", "retrain", "grade", "all"),
                            help="train: full training over seeds; retrain: the budgeted retrain through the sandbox; "
                                 "grade: grade the solution and require 100; all: the three in order")
-    reference.add_argument("--seeds", type=int, default=3)
-    reference.add_argument("--epochs", type=int, default=20)
-    reference.add_argument("--output", type=Path, default=None, help="default: data/reference_scores.json")
+    reference.add_argument("--version", default=None, help="the assignment version (default: the latest)")
+    reference.add_argument("--seeds", type=int, default=None, help="default: the manifest's [reference] seeds")
+    reference.add_argument("--epochs", type=int, default=None, help="default: the manifest's [reference] epochs")
+    reference.add_argument("--output", type=Path, default=None, help="default: data/<version>/reference_scores.json")
     _settings_options(reference)
 
     release = commands.add_parser("release", help="generate assignments/<version>/ from solutions/")
-    release.add_argument("--version", default=None, help="default: the version in solutions/assignment.toml")
+    release.add_argument("--version", default=None, help="the version to release (default: the latest under solutions/)")
     release.add_argument("--skip-checks", action="store_true",
                          help="do not grade the solution and the stubs before publishing (development only)")
     _settings_options(release)
 
     gradescope = commands.add_parser("gradescope", help="build a Gradescope autograder zip")
+    gradescope.add_argument("--version", default=None, help="the assignment version (default: the latest)")
     gradescope.add_argument("--output", type=Path, default=Path("gradescope_autograder.zip"))
     return parser
 
@@ -105,12 +111,15 @@ def main(argv=None) -> int:
 
 
 def _grader_errors():
+    from .assignment import AssignmentError
+    from .datasets import DatasetError
     from .gradebook import GradebookError
     from .grade import GraderError
     from .reference_scores import ReferenceScoresError
     from .rubric import RubricError
     from .submissions import SubmissionPathError
-    return (GraderError, GradebookError, ReferenceScoresError, RubricError, SubmissionPathError)
+    return (GraderError, GradebookError, ReferenceScoresError, RubricError, SubmissionPathError, AssignmentError,
+            DatasetError)
 
 
 def run_grade(args) -> int:
@@ -118,7 +127,7 @@ def run_grade(args) -> int:
     try:
         outcomes = grade(args.submissions, out_dir=args.out, settings=_settings_from(args),
                          gradebook_url=args.gradebook, regrade=args.regrade, progress=not args.quiet,
-                         command=" ".join(sys.argv))
+                         version=args.version, command=" ".join(sys.argv))
     except _grader_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_GRADER
@@ -129,7 +138,7 @@ def run_grade(args) -> int:
 
 def run_gradebook(args) -> int:
     from .gradebook import GradebookError, open_gradebook
-    from .rubric import FUNCTIONS
+    from .grade import all_functions
     try:
         book = open_gradebook(args.gradebook, args.out)
         if args.action == "void":
@@ -139,7 +148,7 @@ def run_gradebook(args) -> int:
                 write_class_files(args.out, book)
             print(f"voided {count} grade(s); exports and class files now leave them out (--history still shows them)")
             return EXIT_OK
-        text = book.export_csv(history=args.history, functions=FUNCTIONS)
+        text = book.export_csv(history=args.history, functions=all_functions(book.reports()))
     except GradebookError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_GRADER
@@ -152,10 +161,12 @@ def run_gradebook(args) -> int:
 
 
 def run_reference(args) -> int:
+    from . import assignment as assignments
     from . import reference
     try:
-        reference.run(args.action, settings=_settings_from(args), seeds=args.seeds, epochs=args.epochs,
-                      output=args.output)
+        version = assignments.load(args.version or assignments.latest())
+        reference.run(args.action, assignment=version, settings=_settings_from(args), seeds=args.seeds,
+                      epochs=args.epochs, output=args.output)
     except (*_grader_errors(), reference.ReferenceRunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_GRADER
@@ -176,7 +187,7 @@ def run_release(args) -> int:
 def run_gradescope(args) -> int:
     from . import gradescope
     try:
-        path = gradescope.build_bundle(args.output)
+        path = gradescope.build_bundle(args.output, version=args.version)
     except (*_grader_errors(), gradescope.BundleError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_GRADER

@@ -45,27 +45,29 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from . import __version__
+from . import assignment as assignments
 from .artifacts import Artifacts
+from .assignment import Assignment, AssignmentError
+from .datasets import DatasetError
 from .gradebook import Gradebook, default_url, report_of
-from .inputs import GradingInputs, build_inputs
-from .mnist_data import MnistDataError, check_configured_folder
-from .plan import probes
-from .reference_scores import REFERENCE_PATH, load_reference, thresholds
+from .inputs import GradingInputs
+from .reference_scores import ReferenceScoresError, Thresholds, load_reference, thresholds
 from .report import (SubmissionReport, build_report, class_table, not_graded_report, pass_rates_csv, results_json,
                      summary_csv, write_atomic, write_submission_files)
-from .rubric import FUNCTIONS, LABELS, Rubric, load_rubric
+from .rubric import Rubric, RubricError, load_rubric
 from .sandbox import isolation
 from .sandbox.pool import WarmPool, WorkerUnavailable
 from .sandbox.runner import SandboxError, run_probes
 from .scoring import SCORING_TIMEOUT_S, score_in_child
 from .scoring import warm_up as scoring_warm_up
 from .settings import PACKAGE_DIR, Settings
-from .submissions import FORGING, Submission, discover, stage
+from .submissions import FORGING, Expected, Submission, discover, peek_version, stage
 
 SUBMISSIONS_DIR = "submissions"   # out/submissions/<folder>/: one folder per submission
 EXIT_NOT_GRADED = 3               # some submissions could not be graded (grader failures): run again
 ATTEMPTS = 2                      # a grader failure is retried once, in a fresh worker
 VERSIONED_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "numpy")
+MODEL_FILE_PROBES = ("trained_model",)  # what can be checked without a module: the submitted model alone
 
 
 class GraderError(RuntimeError):
@@ -108,18 +110,20 @@ class GradeOutcome:
         return self.report.graded
 
 
-def fingerprint(rubric: Rubric, threshold_values: dict, reference_path: Path = REFERENCE_PATH) -> str:
-    """Identifies everything a verdict depends on; a change means earlier grades are out of date.
+def fingerprint(assignment: Assignment, rubric: Rubric, threshold_values: dict, reference_path: Path) -> str:
+    """Identifies everything a verdict on ``assignment`` depends on; a change means earlier grades are out of date.
 
-    Every file of the grading package (harness, graders, scoring, inputs, the numpy model, ... : nothing is
-    listed by hand), the rubric and the reference scores in use, the derived thresholds, and the installed
-    versions of Keras, TensorFlow and numpy (read from the package metadata, without importing them).
+    Every file of the grading engine (harness, scoring, inputs, the numpy model, ... : nothing is listed by
+    hand) and of the version's definition (manifest, rubric, graders, probe inputs), the reference scores
+    in use, the derived thresholds, and the installed versions of Keras, TensorFlow and numpy (read from the
+    package metadata, without importing them).
     """
     digest = hashlib.sha256(__version__.encode())
-    for path in sorted(PACKAGE_DIR.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".toml", ".json") and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0" + path.read_bytes())
-    for path in (rubric.path, reference_path):
+    for root in (PACKAGE_DIR, assignment.grading_dir):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".toml", ".json") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    for path in (assignment.manifest_path, rubric.path, reference_path):
         digest.update(b"\0" + Path(path).read_bytes())
     digest.update(json.dumps(threshold_values, sort_keys=True).encode())
     for package in VERSIONED_PACKAGES:
@@ -169,25 +173,74 @@ class OutputFolderLock:
                 "grades: wait for it to finish (or stop it), or grade into another --out folder.")
 
 
+@dataclass
+class VersionRun:
+    """What every submission of one assignment version shares in a run."""
+    assignment: Assignment
+    rubric: Rubric
+    threshold_values: Thresholds
+    stamp: str
+    inputs: GradingInputs | None = None
+    thresholds_path: Path | None = None
+
+
+def prepare_version(version: str, *, rubric_path: Path | None = None, reference_path: Path | None = None) -> VersionRun:
+    """Load and check one version's rubric, reference and dataset folder (the instructor's or TA's to fix).
+
+    Raises:
+        GraderError: no such version, an inconsistent rubric or reference, or a dataset folder that holds no data.
+    """
+    try:
+        assignment = assignments.load(version)
+        rubric = load_rubric(assignment, rubric_path)
+        reference = reference_path or assignment.reference_path
+        threshold_values = thresholds(rubric, load_reference(reference))
+        assignment.check_dataset_folder()  # milliseconds, before any worker starts
+    except (AssignmentError, RubricError, ReferenceScoresError, DatasetError) as error:
+        raise GraderError(str(error)) from None
+    return VersionRun(assignment, rubric, threshold_values,
+                      fingerprint(assignment, rubric, threshold_values.as_dict(), reference))
+
+
+def expected_submissions(*, requested: str | None = None, default: str | None = None) -> Expected:
+    """Every known version's layout (and its syntax-error rule), the default version, the TA's choice."""
+    known = assignments.versions()
+    if requested is not None and requested not in known:
+        raise GraderError(f"--version {requested}: there is no such assignment version (known: {', '.join(known)}).")
+    layouts = []
+    for version in known:
+        assignment = assignments.load(version)
+        try:
+            rescue = load_rubric(assignment).rescue_syntax_errors
+        except RubricError as error:
+            raise GraderError(str(error)) from None
+        layouts.append(assignment.layout(rescue_syntax_errors=rescue))
+    return Expected(tuple(layouts), default=default or assignments.latest(), requested=requested)
+
+
 def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebook_url: str | None = None,
-          regrade: bool = False, progress: bool = True, reference_path: Path = REFERENCE_PATH,
-          rubric_path: Path | None = None, command: str = "grade") -> list[GradeOutcome]:
+          regrade: bool = False, progress: bool = True, version: str | None = None,
+          reference_path: Path | None = None, rubric_path: Path | None = None,
+          command: str = "grade") -> list[GradeOutcome]:
     """Grade every submission under ``submissions`` into ``out_dir`` and record them in the gradebook.
 
     Args:
-        submissions: folders, zips, hello_mnist.py files, or folders of those.
+        submissions: folders, zips, module files, or folders of those (a mixed class of versions is fine).
         out_dir: results, feedback, summaries and (by default) the SQLite gradebook.
         settings: limits, parallelism and isolation switches.
         gradebook_url: an SQLAlchemy URL; default ``sqlite:///<out_dir>/gradebook.sqlite``.
         regrade: grade again submissions already graded with the same files and graders.
         progress: draw a progress bar with ETA on stderr.
+        version: grade every submission against this assignment version (``--version``); by default each is
+            graded against the version its own files name (the released module's first line).
+        reference_path, rubric_path: another reference or rubric for the version graded (tools and tests).
 
     Returns:
         One outcome per submission, in the order found; ``outcome.graded`` is False for the ones the grader
         failed on (exit code 3 in the CLI).
 
     Raises:
-        GraderError: no isolation (without the development flag), no MNIST, bad reference scores or rubric,
+        GraderError: no isolation (without the development flag), no data, bad reference scores or rubric,
             the output folder held by another run, unwritable or full output disk.
         SubmissionPathError: a path that is not a submission or a folder of them.
     """
@@ -197,30 +250,28 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
         except isolation.IsolationUnavailable as error:
             raise GraderError(f"{error}\n(For development only, --unsafe-no-sandbox runs student code without "
                               "isolation.)") from None
-    found = discover(submissions)
-    try:  # before any worker starts: a wrong data folder is reported in milliseconds, not after Keras loads
-        check_configured_folder()
-    except MnistDataError as error:
-        raise GraderError(str(error)) from None
-    rubric = load_rubric(rubric_path) if rubric_path else load_rubric()
-    threshold_values = thresholds(rubric, load_reference(reference_path))
+    expected = expected_submissions(requested=version)
+    found = discover(submissions, module_names=expected.module_names)
+    needed = sorted({peek_version(submission, expected) for submission in found} or {expected.default})
+    versions = {name: prepare_version(name, rubric_path=rubric_path if name == version or len(needed) == 1 else None,
+                                      reference_path=reference_path if name == version or len(needed) == 1 else None)
+                for name in needed}
     out_dir = Path(out_dir)
     private = out_dir / ".grader"
     try:
         (out_dir / SUBMISSIONS_DIR).mkdir(parents=True, exist_ok=True)
         private.mkdir(exist_ok=True)
-        os.chmod(private, 0o711)  # sandboxes (other uids) must reach inputs/public, nothing else
+        os.chmod(private, 0o711)  # sandboxes (other uids) must reach inputs/<version>/public, nothing else
     except OSError as error:
         raise GraderError(f"Cannot write to {out_dir}: {error.strerror}.") from None
     with OutputFolderLock(private, command):
         return _grade_locked(found, out_dir=out_dir, private=private, settings=settings, gradebook_url=gradebook_url,
-                             regrade=regrade, progress=progress, rubric=rubric, threshold_values=threshold_values,
-                             reference_path=reference_path, command=command)
+                             regrade=regrade, progress=progress, versions=versions, expected=expected,
+                             command=command)
 
 
-def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, progress, rubric, threshold_values,
-                  reference_path, command) -> list[GradeOutcome]:
-    stamp = fingerprint(rubric, threshold_values.as_dict(), reference_path)
+def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, progress, versions, expected,
+                  command) -> list[GradeOutcome]:
     settings, uid_lock = claim_uid_range(settings)  # held until this process ends
     # No more parallel jobs than submissions. Slots a small class leaves free become helper slots that run
     # a submission's training checks (runner.PARALLEL_PROBES) beside its other checks (one submission on two
@@ -231,21 +282,24 @@ def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, 
     threads = settings.threads_per_job or max(1, (os.cpu_count() or 1) // (jobs + helpers))
     settings = dataclasses.replace(settings, jobs=jobs, threads_per_job=threads)
     book = Gradebook(gradebook_url or default_url(out_dir))
-    run_id = book.start_run(command=command, fingerprint=stamp, settings=asdict(settings))
+    stamps = ",".join(f"{name}:{run.stamp}" for name, run in sorted(versions.items()))
+    run_id = book.start_run(command=command, fingerprint=hashlib.sha256(stamps.encode()).hexdigest(),
+                            settings=asdict(settings))
     status = "interrupted"
     pool = None
-    context = None
     try:
         scoring_warm_up()  # the scoring server imports pytest and the graders meanwhile
-        inputs_root = _empty_inputs(private)
-        # The warm workers import Keras (seconds) while the inputs are written into the folder they bind.
-        pool = _warm_pool(settings, inputs_root / "public", private)
+        roots = {name: _empty_inputs(private, name) for name in versions}
+        # The warm workers import Keras (seconds) while the inputs are written into the folders they bind.
+        pool = _warm_pool(settings, {name: root / "public" for name, root in roots.items()}, private)
         if pool is not None:
             pool.prestart(range(jobs + helpers))
-        inputs = _build_inputs(inputs_root, rubric)
-        write_atomic(private / "thresholds.json", json.dumps(threshold_values.as_dict()))
-        context = RunContext(out_dir=out_dir, private=private, inputs=inputs, rubric=rubric, settings=settings,
-                             book=book, run_id=run_id, stamp=stamp, regrade=regrade)
+        for name, run in versions.items():
+            run.inputs = _build_inputs(run, roots[name])
+            run.thresholds_path = private / f"thresholds-{name}.json"
+            write_atomic(run.thresholds_path, json.dumps(run.threshold_values.as_dict()))
+        context = RunContext(out_dir=out_dir, private=private, versions=versions, expected=expected,
+                             settings=settings, book=book, run_id=run_id, regrade=regrade)
         outcomes = _grade_all(found, context, progress=progress, pool=pool, helpers=helpers)
         write_class_files(out_dir, book)
         write_atomic(out_dir / "timings.json", json.dumps(
@@ -271,23 +325,30 @@ class RunContext:
     """What every submission of one run shares."""
     out_dir: Path
     private: Path
-    inputs: GradingInputs
-    rubric: Rubric
+    versions: dict[str, VersionRun]
+    expected: Expected
     settings: Settings
     book: Gradebook
     run_id: int
-    stamp: str
     regrade: bool
 
     def directory(self, submission: Submission) -> Path:
         return self.out_dir / SUBMISSIONS_DIR / submission.folder
 
 
+def all_functions(reports: list[SubmissionReport]) -> tuple[str, ...]:
+    """The summary's columns for a class of one or more versions: every version's functions, in order."""
+    functions: list[str] = []
+    for report in reports:
+        functions += [name for name in report.functions if name not in functions]
+    return tuple(functions)
+
+
 def write_class_files(out_dir: Path, book: Gradebook) -> list[SubmissionReport]:
     """``summary.csv`` and ``test_pass_rates.csv`` as views of the gradebook: the latest valid grade of every
     submission ever graded into this output folder, whatever this run graded."""
     reports = book.reports()
-    write_atomic(out_dir / "summary.csv", summary_csv(reports, FUNCTIONS))
+    write_atomic(out_dir / "summary.csv", summary_csv(reports, all_functions(reports)))
     write_atomic(out_dir / "test_pass_rates.csv", pass_rates_csv(reports))
     return reports
 
@@ -315,20 +376,22 @@ def claim_uid_range(settings: Settings):
     raise GraderError(f"Every block of sandbox uids from {settings.first_uid} is in use by another grading run.")
 
 
-def _empty_inputs(private: Path) -> Path:
-    root = private / "inputs"
+def _empty_inputs(private: Path, version: str) -> Path:
+    root = private / "inputs" / version
     if root.exists():
         shutil.rmtree(root)
     (root / "public").mkdir(parents=True)
-    os.chmod(root, 0o755)
-    os.chmod(root / "public", 0o755)
+    for folder in (root.parent, root, root / "public"):
+        os.chmod(folder, 0o755)
     return root
 
 
-def _build_inputs(root: Path, rubric: Rubric) -> GradingInputs:
+def _build_inputs(run: VersionRun, root: Path) -> GradingInputs:
+    """The version's own builder (``solutions/<version>/grading/inputs.py``) on its own dataset."""
     try:
-        return build_inputs(root, retrain=rubric.retrain)
-    except MnistDataError as error:
+        builder = run.assignment.grading_module("inputs")
+        return builder.build(root, dataset=run.assignment.load_dataset(), retrain=run.rubric.retrain)
+    except DatasetError as error:
         raise GraderError(str(error)) from None
 
 
@@ -402,20 +465,25 @@ def _not_graded(submission: Submission, context: RunContext, failures: list[str]
     intake = directory / "intake.json"
     digest = json.loads(intake.read_text()).get("digest", "") if intake.is_file() else ""
     first_line = failures[-1].split("\n", 1)[0].split(": ", 1)[-1] if failures else "unknown"
-    report = not_graded_report(submission.folder, max_total=context.rubric.total, failure=first_line,
+    version = context.expected.default
+    if intake.is_file():
+        version = json.loads(intake.read_text()).get("version") or version
+    run = context.versions.get(version) or next(iter(context.versions.values()))
+    report = not_graded_report(submission.folder, max_total=run.rubric.total, failure=first_line,
                                details=str(details.relative_to(context.out_dir)), digest=digest, key=submission.key,
                                display_name=submission.display_name, source=str(submission.source),
-                               flags=submission.flags, functions=FUNCTIONS, execution_time=seconds)
+                               flags=submission.flags, functions=run.assignment.function_names,
+                               execution_time=seconds, version=run.assignment.version, title=run.assignment.name)
     write_submission_files(directory, report)
-    context.book.record(context.run_id, report, fingerprint=context.stamp, results=results_json(report))
+    context.book.record(context.run_id, report, fingerprint=run.stamp, results=results_json(report))
     return GradeOutcome(report, Timing(total=round(seconds, 3), attempts=ATTEMPTS))
 
 
-def _warm_pool(settings: Settings, public_inputs: Path, private: Path) -> WarmPool | None:
+def _warm_pool(settings: Settings, public_inputs: dict[str, Path], private: Path) -> WarmPool | None:
     """Warm zygotes (one per slot) unless switched off or running without a sandbox."""
     if not settings.warm_workers or settings.unsafe_no_sandbox:
         return None
-    return WarmPool(settings=settings, inputs_dir=public_inputs, root=private / "workers")
+    return WarmPool(settings=settings, inputs_dirs=public_inputs, root=private / "workers")
 
 
 def _worker(pool: WarmPool | None, slot: int):
@@ -437,20 +505,24 @@ def grade_one(submission: Submission, context: RunContext, *, slot: int, workers
     started = time.perf_counter()
     timing = Timing()
     directory = context.directory(submission)
-    staged = stage(submission, _fresh(directory / "submission"),
-                   rescue_syntax_errors=context.rubric.rescue_syntax_errors)
+    staged = stage(submission, _fresh(directory / "submission"), expected=context.expected)
     timing.stage = round(time.perf_counter() - started, 3)
+    run = context.versions.get(staged.version)
+    if run is None:  # peek_version and stage disagree: ours to fix
+        raise GraderFailure(f"the submission resolved to version {staged.version}, which this run did not prepare")
+    assignment = run.assignment
     if not context.regrade:
-        recorded = context.book.find_grade(submission.key, staged.digest, context.stamp)
+        recorded = context.book.find_grade(submission.key, staged.digest, run.stamp)
         if recorded is not None:
             return _already_graded(submission, context, recorded, timing)
     write_atomic(directory / "intake.json", json.dumps(staged.intake(), indent=1, ensure_ascii=False))
     artifacts_dir = _fresh(directory / "artifacts")
     flags = list(staged.flags)
-    specs = probes(context.settings, context.rubric, has_model_file=bool(staged.model_file.get("accepted")))
+    specs = assignment.grading_module("cases").probes(context.settings, run.rubric,
+                                                      has_model_file=bool(staged.model_file.get("accepted")))
     # Without a module only the submitted model can be checked; every other probe explains why not.
-    runnable = specs if staged.has_module else [spec for spec in specs if spec.name == "trained_model"]
-    reason = staged.problems[0] if staged.problems else "No hello_mnist.py was submitted."
+    runnable = specs if staged.has_module else [spec for spec in specs if spec.name in MODEL_FILE_PROBES]
+    reason = staged.problems[0] if staged.problems else f"No {assignment.module} was submitted."
     for spec in specs:
         if spec not in runnable:
             (artifacts_dir / spec.name).mkdir()
@@ -458,9 +530,10 @@ def grade_one(submission: Submission, context: RunContext, *, slot: int, workers
     work_dir = _fresh(context.private / "work" / submission.folder)
     if runnable:
         try:
-            sandbox = run_probes(runnable, submission_dir=staged.directory, inputs_dir=context.inputs.public,
+            sandbox = run_probes(runnable, submission_dir=staged.directory, inputs_dir=run.inputs.public,
                                  artifacts_dir=artifacts_dir, work_dir=work_dir, settings=context.settings, slot=slot,
-                                 workers=workers)
+                                 workers=workers, version=assignment.version, module=assignment.module,
+                                 model=assignment.model)
         except SandboxError as error:
             raise GraderFailure(f"the sandbox failed before running the submission's code: {error}") from None
         if sandbox.failure:
@@ -476,14 +549,16 @@ def grade_one(submission: Submission, context: RunContext, *, slot: int, workers
         timing.probes_cpu = {name: _cpu_seconds(status) for name, status in sandbox.statuses.items()}
         timing.sandbox_wall = sandbox.wall_seconds
     tick = time.perf_counter()
-    scores = _score(directory, artifacts_dir, context, work_dir)
+    scores = _score(directory, artifacts_dir, context, run, work_dir)
     timing.scoring = round(time.perf_counter() - tick, 3)
     timing.total = round(time.perf_counter() - started, 3)
     report = build_report(submission.folder, scores["tests"], flags=flags, problems=staged.problems,
                           execution_time=timing.total, digest=staged.digest, key=submission.key,
-                          display_name=submission.display_name, source=str(submission.source), functions=FUNCTIONS)
+                          display_name=submission.display_name, source=str(submission.source),
+                          functions=assignment.function_names, version=assignment.version,
+                          title=assignment.name, manifest_hash=assignment.manifest_hash())
     write_submission_files(directory, report)
-    context.book.record(context.run_id, report, fingerprint=context.stamp, results=results_json(report))
+    context.book.record(context.run_id, report, fingerprint=run.stamp, results=results_json(report))
     return GradeOutcome(report, timing)
 
 
@@ -495,7 +570,7 @@ def _already_graded(submission: Submission, context: RunContext, recorded: dict,
                                  display_name=submission.display_name, source=str(submission.source))
     latest = context.book.latest_for(submission.key)
     if latest is None or latest["id"] != recorded["id"]:
-        context.book.record(context.run_id, report, fingerprint=context.stamp, results=results_json(report),
+        context.book.record(context.run_id, report, fingerprint=recorded["fingerprint"], results=results_json(report),
                             reused_from=recorded["id"])
     write_submission_files(context.directory(submission), report)
     return GradeOutcome(report, timing, skipped=True)
@@ -522,7 +597,7 @@ def _cpu_seconds(status: dict) -> float | None:
     return round(sum(parts), 3)
 
 
-def _score(directory: Path, artifacts_dir: Path, context: RunContext, work_dir: Path) -> dict:
+def _score(directory: Path, artifacts_dir: Path, context: RunContext, run: VersionRun, work_dir: Path) -> dict:
     """Run the hidden graders on one submission's artifacts (a fresh fork of the scoring server).
 
     The graders read nothing but this submission's artifacts. When they crash, run out of time or memory, or
@@ -533,8 +608,8 @@ def _score(directory: Path, artifacts_dir: Path, context: RunContext, work_dir: 
     if out.exists():
         out.unlink()
     log = work_dir / "scoring.log"
-    argv = ["--artifacts", str(artifacts_dir), "--inputs", str(context.inputs.root), "--intake",
-            str(directory / "intake.json"), "--thresholds", str(context.private / "thresholds.json"), "--out", str(out)]
+    argv = ["--version", run.assignment.version, "--artifacts", str(artifacts_dir), "--inputs", str(run.inputs.root),
+            "--intake", str(directory / "intake.json"), "--thresholds", str(run.thresholds_path), "--out", str(out)]
     exit_code = score_in_child(argv, log=log)
     text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     if exit_code is None:
@@ -617,8 +692,17 @@ def closing_lines(outcomes: list[GradeOutcome], out_dir: Path) -> list[str]:
 
 
 def print_table(outcomes: list[GradeOutcome], out_dir: Path, gradebook_url: str | None = None) -> None:
-    """The class as the gradebook has it (every submission ever graded into ``out_dir``), then the run's summary."""
+    """The class as the gradebook has it (every submission ever graded into ``out_dir``), one table per assignment
+    version, then the run's summary."""
     book = Gradebook(gradebook_url or default_url(out_dir))
-    print(class_table(book.reports(), functions=FUNCTIONS, labels=LABELS))
+    reports = book.reports()
+    by_version: dict[str, list[SubmissionReport]] = {}
+    for report in reports:
+        by_version.setdefault(report.version, []).append(report)
+    for version, group in sorted(by_version.items()):
+        labels = assignments.load(version).labels if version in assignments.versions() else {}
+        if len(by_version) > 1:
+            print(f"\nassignment {version} ({len(group)} submissions)")
+        print(class_table(group, functions=all_functions(group), labels=labels))
     print()
     print("\n".join(closing_lines(outcomes, out_dir)))

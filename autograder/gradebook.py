@@ -61,6 +61,8 @@ grades = Table(
     Column("status", String(16), nullable=True),                     # graded | not_graded
     Column("report", Text, nullable=True),                           # SubmissionReport as JSON
     Column("reused_from", Integer, nullable=True),                   # an earlier grade of the same files
+    Column("version", String(32), nullable=True),                    # the assignment version graded against
+    Column("manifest_hash", String(64), nullable=True),              # of that version's manifest and rubric
 )
 
 test_results = Table(
@@ -85,7 +87,7 @@ voids = Table(
     Column("voided_at", String(32), nullable=False),
 )
 
-ADDED_COLUMNS = ("key", "display_name", "source", "status", "report", "reused_from")
+ADDED_COLUMNS = ("key", "display_name", "source", "status", "report", "reused_from", "version", "manifest_hash")
 
 
 class GradebookError(RuntimeError):
@@ -163,7 +165,8 @@ class Gradebook:
                 total=report.total if graded else None, max_total=report.max_total, flags=" ".join(report.flags),
                 results=json.dumps(results), graded_at=now(), key=report.key or report.name,
                 display_name=report.display_name or report.name, source=report.source, status=report.status,
-                report=json.dumps(report.as_dict()), reused_from=reused_from)).inserted_primary_key[0])
+                report=json.dumps(report.as_dict()), reused_from=reused_from, version=report.version,
+                manifest_hash=report.manifest_hash)).inserted_primary_key[0])
             if graded and report.tests:
                 connection.execute(test_results.insert(), [
                     {"grade_id": grade_id, "rubric_id": t["rubric_id"], "name": t["name"], "function": t["function"],
@@ -261,8 +264,8 @@ class Gradebook:
         """
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        header = ["key", "display_name", "source", *functions, "total", "max_total", "status", "flags", "graded_at",
-                  "run_id", "digest"]
+        header = ["key", "display_name", "source", "version", *functions, "total", "max_total", "status", "flags",
+                  "graded_at", "run_id", "digest", "manifest_hash"]
         writer.writerow(header + (["voided"] if history else []))
         for row in (self.history() if history else self.latest()):
             per_function = {name: 0.0 for name in functions}
@@ -271,10 +274,12 @@ class Gradebook:
                     if tag in per_function:
                         per_function[tag] += float(test.get("score", 0))
             graded = row["status"] == "graded"
-            cells = [plain(row["key"]), plain(row["display_name"]), plain(row["source"] or ""),
-                     *((f"{per_function[f]:g}" if graded else "") for f in functions),
+            own = set(report_of(row).functions) or set(functions)  # another version's function: empty, not 0
+            cells = [plain(row["key"]), plain(row["display_name"]), plain(row["source"] or ""), row.get("version") or "",
+                     *((f"{per_function[f]:g}" if graded and f in own else "") for f in functions),
                      f"{row['total']:g}" if graded and row["total"] is not None else "", f"{row['max_total']:g}",
-                     row["status"], row["flags"], row["graded_at"], row["run_id"], row["digest"]]
+                     row["status"], row["flags"], row["graded_at"], row["run_id"], row["digest"],
+                     row.get("manifest_hash") or ""]
             writer.writerow([_csv_safe(cell) for cell in cells] + ([plain(row["voided"])] if history else []))
         return buffer.getvalue()
 

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .reference_scores import REFERENCE_PATH
+from . import assignment as assignments
 from .settings import PACKAGE_DIR, REPO_DIR
 
 GRADER_REQUIREMENTS = ("numpy>=1.26,<3", "keras>=3.6,<4", "tensorflow-cpu>=2.16,<2.22", "pytest>=8",
@@ -42,8 +42,8 @@ set -uo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
 cd "$ROOT/source"
-export MNIST_DATA_DIR="$ROOT/source/data/mnist" TF_CPP_MIN_LOG_LEVEL=3 PYTHONPATH="$ROOT/source"
-exec "$PYTHON" -m autograder.gradescope "$ROOT"
+export TF_CPP_MIN_LOG_LEVEL=3 PYTHONPATH="$ROOT/source"
+exec "$PYTHON" -m autograder.gradescope "$ROOT" "$(cat "$ROOT/source/VERSION")"
 """
 
 
@@ -51,28 +51,37 @@ class BundleError(RuntimeError):
     """The bundle cannot be built (missing reference scores or MNIST files)."""
 
 
-def build_bundle(output: Path) -> Path:
-    """Write the Gradescope autograder zip to ``output`` and return its path."""
-    from .mnist_data import ENV_VAR, IDX_FILES
-    if not REFERENCE_PATH.exists():
-        raise BundleError(f"{REFERENCE_PATH} is missing: run `python -m autograder reference all` first.")
-    mnist_dir = Path(os.environ.get(ENV_VAR, ""))
-    names = [name for name, _ in IDX_FILES.values()]
-    if not all((mnist_dir / name).is_file() for name in names):
-        raise BundleError(f"Set {ENV_VAR} to the folder with the four official MNIST files; the bundle carries "
+def build_bundle(output: Path, *, version: str | None = None) -> Path:
+    """Write the Gradescope autograder zip for one assignment version to ``output`` and return its path."""
+    assignment = assignments.load(version or assignments.latest())
+    dataset = assignment.dataset
+    if not assignment.reference_path.exists():
+        raise BundleError(f"{assignment.reference_path} is missing: run `python -m autograder reference all --version "
+                          f"{assignment.version}` first.")
+    from .datasets import IDX_ROLES, configured_folder
+    folder = configured_folder(dataset.as_dict())
+    names = [dataset.files[role].name for role in IDX_ROLES]
+    if folder is None or not all((folder / name).is_file() for name in names):
+        raise BundleError(f"Set {dataset.env} to the folder with the four {dataset.title} files; the bundle carries "
                           "them so Gradescope never downloads anything while grading.")
     output = Path(output)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as bundle:
         _add_text(bundle, "setup.sh", SETUP_SH, executable=True)
         _add_text(bundle, "run_autograder", RUN_AUTOGRADER, executable=True)
         _add_text(bundle, "requirements.txt", "\n".join(GRADER_REQUIREMENTS) + "\n")
+        _add_text(bundle, "VERSION", assignment.version + "\n")
         for path in sorted(PACKAGE_DIR.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 bundle.write(path, f"autograder/{path.relative_to(PACKAGE_DIR)}")
+        # The version's definition and hidden graders (never the solution module or the notebook).
+        for path in [REPO_DIR / "solutions" / "__init__.py", assignment.source_dir / "__init__.py",
+                     assignment.manifest_path, *sorted(assignment.grading_dir.rglob("*"))]:
+            if path.is_file() and "__pycache__" not in path.parts:
+                bundle.write(path, str(path.relative_to(REPO_DIR)))
         bundle.write(REPO_DIR / "pyproject.toml", "pyproject.toml")
-        bundle.write(REFERENCE_PATH, "data/reference_scores.json")
+        bundle.write(assignment.reference_path, str(assignment.reference_path.relative_to(REPO_DIR)))
         for name in names:
-            bundle.write(mnist_dir / name, f"data/mnist/{name}")
+            bundle.write(folder / name, f"data/{assignment.version}/{dataset.name}/{name}")
     return output
 
 
@@ -83,7 +92,7 @@ def _add_text(bundle: zipfile.ZipFile, name: str, text: str, *, executable: bool
     bundle.writestr(info, text)
 
 
-def run(root: Path) -> int:
+def run(root: Path, version: str) -> int:
     """Grade ``root/submission`` and write ``root/results/results.json`` (Gradescope's contract).
 
     Never exits non-zero for a submission's fault; when the grader itself cannot run (no namespaces in
@@ -94,11 +103,13 @@ def run(root: Path) -> int:
     results_dir = root / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     settings = load_settings({"jobs": 1})
+    assignment = assignments.load(version)
+    # The bundle carries the dataset (data/<version>/<name>/): point the loader at it.
+    os.environ.setdefault(assignment.dataset.env, str(root / "source" / "data" / version / assignment.dataset.name))
     with tempfile.TemporaryDirectory(prefix="gradescope-") as temporary:
         out = Path(temporary) / "out"
         try:
-            outcome = grade([root / "submission"], out_dir=out, settings=settings, progress=False,
-                            reference_path=root / "source" / "data" / "reference_scores.json",
+            outcome = grade([root / "submission"], out_dir=out, settings=settings, progress=False, version=version,
                             command="gradescope run_autograder")[0]
         except (GraderError, OSError) as error:
             failure = {"score": 0, "output": f"The autograder could not run (this is not your fault; your instructor "
@@ -114,4 +125,5 @@ def run(root: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/autograder")))
+    sys.exit(run(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/autograder"),
+                 sys.argv[2] if len(sys.argv) > 2 else assignments.latest()))

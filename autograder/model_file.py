@@ -40,25 +40,26 @@ class ModelFileVerdict:
         return asdict(self)
 
 
-def check_model_file(path: Path) -> ModelFileVerdict:
+def check_model_file(path: Path, *, name: str = "") -> ModelFileVerdict:
     """Decide whether ``path`` may be loaded (in the sandbox) as the student's trained model.
 
     Never raises for what the file holds: every damaged or odd archive is a refusal with a reason.
     """
     path = Path(path)
+    name = name or path.name
     if not path.exists():
         return ModelFileVerdict(present=False)
     if path.is_symlink() or not path.is_file():
-        return ModelFileVerdict(True, reason="model.keras is not a regular file", flag="unsafe_model")
+        return ModelFileVerdict(True, reason=f"{name} is not a regular file", flag="unsafe_model")
     size = path.stat().st_size
     if size > MAX_MODEL_BYTES:
-        return ModelFileVerdict(True, reason=f"model.keras is {size / 2**20:.0f} MB; the limit is "
+        return ModelFileVerdict(True, reason=f"{name} is {size / 2**20:.0f} MB; the limit is "
                                 f"{MAX_MODEL_BYTES // 2**20} MB (an MNIST MLP needs about 8 MB)", flag="oversized_model")
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head == HDF5_MAGIC:
-        return ModelFileVerdict(True, reason="model.keras is a legacy HDF5 (.h5) file; save it in the native format "
-                                "with model.save('model.keras')", flag="legacy_h5")
+        return ModelFileVerdict(True, reason=f"{name} is a legacy HDF5 (.h5) file; save it in the native format "
+                                f"with model.save('{name}')", flag="legacy_h5")
     try:
         # The directory is sized up before it is parsed (a million entries must not cost the grader memory).
         with open_zip(path, max_entries=MAX_MEMBERS, max_directory_bytes=MAX_DIRECTORY_BYTES) as archive:
@@ -68,14 +69,14 @@ def check_model_file(path: Path) -> ModelFileVerdict:
             config = read_member(archive, archive.getinfo("config.json"), limit=MAX_CONFIG_BYTES)
     except ArchiveError as error:
         if error.too_large:
-            return ModelFileVerdict(True, reason=f"model.keras was not opened: {error}; a Keras model has 3 files",
+            return ModelFileVerdict(True, reason=f"{name} was not opened: {error}; a Keras model has 3 files",
                                     flag="unsafe_model")
-        return ModelFileVerdict(True, reason=f"model.keras is not a readable Keras archive ({error}); save it again "
-                                "with model.save('model.keras')", flag="corrupt_model")
+        return ModelFileVerdict(True, reason=f"{name} is not a readable Keras archive ({error}); save it again "
+                                f"with model.save('{name}')", flag="corrupt_model")
     try:
         tree = json.loads(config)
     except (ValueError, RecursionError, UnicodeDecodeError):
-        return ModelFileVerdict(True, reason="model.keras has an unreadable config.json", flag="corrupt_model")
+        return ModelFileVerdict(True, reason=f"{name} has an unreadable config.json", flag="corrupt_model")
     problem = check_config(tree)
     if problem:
         return ModelFileVerdict(True, reason=problem, flag="unsafe_model")

@@ -1,4 +1,5 @@
-"""Read data/reference_scores.json and derive the accuracy thresholds the graders apply.
+"""Read a version's reference scores (data/<version>/reference_scores.json) and derive the accuracy thresholds
+the graders apply.
 
 Thresholds are never numbers in grader code: required accuracy = the reference's mean minus the
 rubric's margin, and partial credit reaches zero ``zero_below`` further down.
@@ -11,9 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .rubric import Rubric
-from .settings import REPO_DIR
-
-REFERENCE_PATH = REPO_DIR / "data" / "reference_scores.json"
 
 
 class ReferenceScoresError(ValueError):
@@ -34,8 +32,8 @@ class Thresholds:
         return asdict(self)
 
 
-def load_reference(path: Path = REFERENCE_PATH) -> dict:
-    fix = "Generate them with `python -m autograder reference train` (about 10 minutes on 2 cores)."
+def load_reference(path: Path) -> dict:
+    fix = "Generate them with `python -m autograder reference all --version <version>` (about 15 minutes on 2 cores)."
     if not Path(path).is_file():
         raise ReferenceScoresError(f"No reference scores at {path}. {fix}")
     try:

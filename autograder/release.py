@@ -1,25 +1,25 @@
-"""Generate the student release ``assignments/<version>/`` from ``solutions/``, then check it.
+"""Generate a version's student release ``assignments/<version>/`` from ``solutions/<version>/``, then check it.
 
 The release is a declared list of steps, each a pure function from the instructor's sources to one
-released file, so the whole release is reproducible byte for byte (a test regenerates it and compares
-with the committed copy). Before it is published, the solution must score 100/100 and the stubs 0
-through the real grading path, and no solution code may be left in any released file.
+released file, so the whole release is reproducible byte for byte (a test regenerates every committed
+version and compares). Before it is published, the solution must score 100/100 and the stubs 0 through
+the real grading path, and no solution code, hidden grader or reference value may be left in any
+released file. Publishing also writes the version's pins (``pins.py``).
 """
 
 from __future__ import annotations
 
 import json
+import pprint
 import re
 import shutil
 import tempfile
-import tomllib
 from pathlib import Path
 
+from . import assignment as assignments
+from .assignment import Assignment
 from .settings import PACKAGE_DIR, REPO_DIR, Settings
 
-SOLUTIONS = REPO_DIR / "solutions"
-ASSIGNMENTS = REPO_DIR / "assignments"
-EXAMPLE_MODEL = REPO_DIR / "examples" / "model.keras"
 BLOCK = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION[ \t]*\n.*?^[ \t]*### END SOLUTION[ \t]*\n", re.S | re.M)
 MARKER_LINE = re.compile(r"^[ \t]*#+ (BEGIN|END) SOLUTION", re.M)
 STUB_LINE = 'raise NotImplementedError("Replace this line with your code.")'
@@ -29,12 +29,14 @@ class ReleaseError(RuntimeError):
     """The release would be wrong (leaked solution, bad solution, crashing stubs); nothing was published."""
 
 
-def assignment_info() -> dict:
-    return tomllib.loads((SOLUTIONS / "assignment.toml").read_text())["assignment"]
+def _relative(path: Path) -> str:
+    return str(Path(path).relative_to(REPO_DIR))
 
 
-def generated_note(source: str, version: str) -> str:
-    return (f"Generated from {source} by `python -m autograder release` (hello_mnist {version}); "
+def generated_note(source: str, assignment: Assignment) -> str:
+    """The first line of every released file; it names the version, which is how a submission's version is found
+    (``submissions.VERSION_HEADER``)."""
+    return (f"Generated from {source} by `python -m autograder release` ({assignment.name} {assignment.version}); "
             "instructors: edit the source and release again.")
 
 
@@ -45,73 +47,104 @@ def strip_solutions(text: str) -> str:
     return BLOCK.sub(lambda match: f"{match['indent']}{STUB_LINE}\n", text)
 
 
-def release_module(version: str) -> dict[str, str]:
-    note = generated_note("solutions/hello_mnist.py", version)
+def release_module(assignment: Assignment) -> dict[str, str]:
+    note = generated_note(_relative(assignment.solution_module), assignment)
     header = (f"# {note}\n# Students: replace each `raise NotImplementedError(...)` line with your code; keep the "
               "function names and parameters.\n")
-    return {"hello_mnist.py": header + strip_solutions((SOLUTIONS / "hello_mnist.py").read_text())}
+    return {assignment.module: header + strip_solutions(assignment.solution_module.read_text())}
 
 
-def release_notebook(version: str) -> dict[str, str]:
+def release_notebook(assignment: Assignment) -> dict[str, str]:
     """The notebook with solutions cleared by nbgrader's ClearSolutions, outputs cleared, a note first."""
+    if not assignment.notebook:
+        return {}
     import nbformat
     from nbgrader.preprocessors import ClearOutput, ClearSolutions
-    notebook = nbformat.read(SOLUTIONS / "hello_mnist.ipynb", as_version=4)
+    source = assignment.source_dir / assignment.notebook
+    notebook = nbformat.read(source, as_version=4)
     notebook, _ = ClearSolutions(enforce_metadata=False).preprocess(notebook, {})
     notebook, _ = ClearOutput().preprocess(notebook, {})
-    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(f"*{generated_note('solutions/hello_mnist.ipynb', version)}*"))
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(f"*{generated_note(_relative(source), assignment)}*"))
     notebook.cells[0].pop("id", None)
     for index, cell in enumerate(notebook.cells):
         cell["id"] = f"cell-{index:03d}"  # stable ids: the release is byte-for-byte reproducible
-    notebook.metadata["hello_mnist"] = {"version": version, "generated": True}
-    return {"hello_mnist.ipynb": nbformat.writes(notebook) + "\n"}
+    notebook.metadata[assignment.name] = {"version": assignment.version, "generated": True}
+    return {assignment.notebook: nbformat.writes(notebook) + "\n"}
 
 
-def release_public_tests(version: str) -> dict[str, str]:
-    note = generated_note("solutions/test_hello_mnist.py", version)
-    return {"test_hello_mnist.py": f"# {note}\n" + (SOLUTIONS / "test_hello_mnist.py").read_text()}
+def release_public_tests(assignment: Assignment) -> dict[str, str]:
+    if not assignment.public_tests:
+        return {}
+    source = assignment.source_dir / assignment.public_tests
+    return {assignment.public_tests: f"# {generated_note(_relative(source), assignment)}\n" + source.read_text()}
 
 
-def release_loader(version: str) -> dict[str, str]:
-    note = generated_note("autograder/mnist_data.py", version)
-    return {"mnist_data.py": f"# {note}\n" + (PACKAGE_DIR / "mnist_data.py").read_text()}
+def release_loader(assignment: Assignment) -> dict[str, str]:
+    """The dataset loader (``autograder/datasets.py``) with this version's dataset written in, under the name the
+    notebook and the public tests import (``mnist_data.load_mnist`` in v1)."""
+    dataset = assignment.dataset
+    body = (PACKAGE_DIR / "datasets.py").read_text()
+    footer = (f"\n\n# -- this assignment's dataset (from {_relative(assignment.manifest_path)}) --\n"
+              f"DATASET = {pprint.pformat(dataset.as_dict(), width=110, sort_dicts=True)}\n\n\n"
+              f"def {dataset.load_function}(data_dir=None, *, verify=True):\n"
+              f"    \"\"\"{dataset.title} as ``((x_train, y_train), (x_test, y_test))``, like keras.datasets."
+              f"{dataset.keras or dataset.name}; see ``load``.\"\"\"\n"
+              f"    return load(DATASET, data_dir, verify=verify)\n")
+    note = generated_note(_relative(PACKAGE_DIR / "datasets.py"), assignment)
+    return {f"{dataset.loader}.py": f"# {note}\n" + body + footer}
 
 
-def release_requirements(version: str) -> dict[str, str]:
-    note = generated_note("solutions/assignment.toml", version)
-    lines = [f"# {note}"] + list(assignment_info()["student_requirements"])
+def release_requirements(assignment: Assignment) -> dict[str, str]:
+    note = generated_note(_relative(assignment.manifest_path), assignment)
+    lines = [f"# {note}"] + list(assignment.student_requirements)
     return {"requirements.txt": "\n".join(lines) + "\n"}
 
 
-def release_readme(version: str) -> dict[str, str]:
-    info = assignment_info()
-    template = (SOLUTIONS / "README.student.md").read_text()
-    text = template.replace("{version}", version).replace("{title}", info["title"]).replace(
-        "{due}", info.get("due", "see the course page"))
-    note = generated_note("solutions/README.student.md", version)
-    return {"README.md": f"<!-- {note} -->\n{text}"}
+def release_readme(assignment: Assignment) -> dict[str, str]:
+    source = assignment.source_dir / "README.student.md"
+    text = source.read_text()
+    for key, value in readme_values(assignment).items():
+        text = text.replace("{" + key + "}", value)
+    return {"README.md": f"<!-- {generated_note(_relative(source), assignment)} -->\n{text}"}
+
+
+def readme_values(assignment: Assignment) -> dict[str, str]:
+    """What the student README's placeholders become: names, and the exact thresholds the graders apply."""
+    values = {"version": assignment.version, "title": assignment.title, "due": assignment.due,
+              "module": assignment.module, "notebook": assignment.notebook, "model": assignment.model}
+    try:
+        from .reference_scores import load_reference, thresholds
+        from .rubric import load_rubric
+        limits = thresholds(load_rubric(assignment), load_reference(assignment.reference_path))
+        values.update(required_accuracy=f"{limits.trained_model_required:.2%}",
+                      zero_accuracy=f"{limits.trained_model_zero:.2%}",
+                      retrain_accuracy=f"{limits.retrain_required:.2%}")
+    except Exception:  # no reference yet: the placeholders stay, and the leak check says so
+        pass
+    return values
 
 
 # In order; none depends on another's output.
 STEPS = (release_module, release_notebook, release_public_tests, release_loader, release_requirements, release_readme)
 
 
-def render(version: str) -> dict[str, str]:
+def render(assignment: Assignment) -> dict[str, str]:
     """Every released file, in memory."""
     files: dict[str, str] = {}
     for step in STEPS:
-        files.update(step(version))
-    check_no_leaks(files)
+        files.update(step(assignment))
+    check_no_leaks(files, assignment)
     return files
 
 
-def check_no_leaks(files: dict[str, str]) -> None:
-    """Fail if any released file contains solution code, markers, hidden graders or the reference."""
-    solution = (SOLUTIONS / "hello_mnist.py").read_text()
+def check_no_leaks(files: dict[str, str], assignment: Assignment) -> None:
+    """Fail if any released file contains solution code, markers, hidden graders, the reference or a placeholder."""
+    solution = assignment.solution_module.read_text()
     blocks = [match.group(0) for match in BLOCK.finditer(solution)]
-    notebook = json.loads((SOLUTIONS / "hello_mnist.ipynb").read_text())
-    for cell in notebook["cells"]:
-        blocks += [m.group(0) for m in BLOCK.finditer("".join(cell["source"]) + "\n")]
+    if assignment.notebook:
+        notebook = json.loads((assignment.source_dir / assignment.notebook).read_text())
+        for cell in notebook["cells"]:
+            blocks += [m.group(0) for m in BLOCK.finditer("".join(cell["source"]) + "\n")]
     for name, text in files.items():
         released_lines = {line.strip().strip('",').replace('\\n', '') for line in text.splitlines()}
         if MARKER_LINE.search(text):
@@ -121,9 +154,12 @@ def check_no_leaks(files: dict[str, str]) -> None:
             leaked = [line for line in body if line in released_lines]  # whole lines: hints may quote calls
             if leaked:
                 raise ReleaseError(f"{name} contains solution code: {leaked[0]!r}")
-        for secret in ("reference_scores", "autograder.graders", "rubric.toml"):
+        for secret in ("reference_scores", "autograder.graders", "rubric.toml", ".grading", "/grading/"):
             if secret in text:
                 raise ReleaseError(f"{name} mentions {secret!r}, which is not for students")
+        left = re.findall(r"\{(required_accuracy|zero_accuracy|retrain_accuracy|module|notebook|model|version)\}", text)
+        if left and name == "README.md":
+            raise ReleaseError(f"{name} still has the placeholder {{{left[0]}}} (no reference scores yet?)")
 
 
 def write(files: dict[str, str], target: Path) -> None:
@@ -134,43 +170,46 @@ def write(files: dict[str, str], target: Path) -> None:
         (target / name).write_text(text)
 
 
-def verify(target: Path, *, settings: Settings) -> dict:
+def verify(target: Path, assignment: Assignment, *, settings: Settings) -> dict:
     """Grade the solution (with the example model) and the released stubs through the real path."""
     from .grade import grade
-    if not EXAMPLE_MODEL.exists():
-        raise ReleaseError(f"{EXAMPLE_MODEL} is missing; create it with `python tests/submissions/factory.py "
-                           "--examples --train-model`.")
+    if not assignment.example_model.exists():
+        raise ReleaseError(f"{assignment.example_model} is missing; create it with `python tests/submissions/factory.py "
+                           f"--version {assignment.version} --examples --train-model`.")
     with tempfile.TemporaryDirectory(prefix="release-check-") as temporary:
         root = Path(temporary)
         solution, stub = root / "submissions" / "solution", root / "submissions" / "stub"
         solution.mkdir(parents=True)
         stub.mkdir()
-        shutil.copy(SOLUTIONS / "hello_mnist.py", solution / "hello_mnist.py")
-        shutil.copy(EXAMPLE_MODEL, solution / "model.keras")
-        shutil.copy(target / "hello_mnist.py", stub / "hello_mnist.py")
+        shutil.copy(assignment.solution_module, solution / assignment.module)
+        shutil.copy(assignment.example_model, solution / assignment.model)
+        shutil.copy(target / assignment.module, stub / assignment.module)
         outcomes = {o.report.name: o.report for o in grade([root / "submissions"], out_dir=root / "out",
-                                                            settings=settings, progress=False, command="release check")}
+                                                            settings=settings, progress=False,
+                                                            version=assignment.version, command="release check")}
     graded_solution, graded_stub = outcomes["solution"], outcomes["stub"]
-    if graded_solution.total != graded_solution.max_total:
+    if not graded_solution.graded or graded_solution.total != graded_solution.max_total:
         failed = "; ".join(f"{t['name']}: {t['output']}" for t in graded_solution.tests if t["status"] != "passed")
         raise ReleaseError(f"The solution scores {graded_solution.total:g}/{graded_solution.max_total:g}, not full "
-                           f"marks, so the release was not published. {failed}")
-    if graded_stub.total != 0:
+                           f"marks, so the release was not published. {failed or graded_solution.failure}")
+    if not graded_stub.graded or graded_stub.total != 0:
         passed = [t["name"] for t in graded_stub.tests if t["score"] > 0]
         raise ReleaseError(f"The released stubs score {graded_stub.total:g}, not 0; these checks give points to "
-                           f"unwritten code: {passed}")
+                           f"unwritten code: {passed or graded_stub.failure}")
     return {"solution": graded_solution.total, "stub": graded_stub.total}
 
 
 def release(*, version: str | None = None, check: bool = True, settings: Settings | None = None) -> Path:
-    """Render, verify in a temporary folder, then publish ``assignments/<version>/``."""
-    version = version or assignment_info()["version"]
-    files = render(version)
+    """Render, verify in a temporary folder, then publish ``assignments/<version>/`` and its pins."""
+    from .pins import write_pins
+    assignment = assignments.load(version or assignments.latest())
+    files = render(assignment)
     with tempfile.TemporaryDirectory(prefix="release-") as temporary:
-        staging = Path(temporary) / version
+        staging = Path(temporary) / assignment.version
         write(files, staging)
         if check:
-            verify(staging, settings=settings or Settings())
-        target = ASSIGNMENTS / version
-        write(files, target)
-    return target
+            verify(staging, assignment, settings=settings or Settings())
+        write(files, assignment.release_dir)
+    write_pins(assignment)
+    assignments.load.cache_clear()  # the manifest's pins changed
+    return assignment.release_dir

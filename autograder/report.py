@@ -55,6 +55,9 @@ FLAG_HELP = {
     "suspicious_code": "the source calls things a graded module does not need (subprocess, os._exit, ...)",
     "grader_error": "an internal grader error",
     "not_graded": "the grader failed twice on this submission: no grade recorded, run again (see .grader/errors/)",
+    "version_mismatch": "the module is from another assignment version than the one it was graded against",
+    "version_assumed": "nothing in the submission says its version; graded against the default one",
+    "unknown_version": "the module names an assignment version this grader does not know",
 }
 
 NOT_GRADED_TO_STUDENT = ("The autograder could not grade this submission because of a problem on the grader's side; "
@@ -80,6 +83,9 @@ class SubmissionReport:
     failure: str = ""            # not graded: why, for the TA
     details: str = ""            # not graded: the file with the details, relative to the output folder
     functions: tuple[str, ...] = ()
+    version: str = ""            # the assignment version it was graded against
+    title: str = ""              # the assignment's name, heading the feedback
+    manifest_hash: str = ""      # of that version's manifest and rubric
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -110,22 +116,24 @@ class SubmissionReport:
 
 
 def build_report(name: str, tests: list[dict], *, flags, problems, execution_time, digest, key: str = "",
-                 display_name: str = "", source: str = "", functions: tuple[str, ...] = ()) -> SubmissionReport:
+                 display_name: str = "", source: str = "", functions: tuple[str, ...] = (), version: str = "",
+                 title: str = "", manifest_hash: str = "") -> SubmissionReport:
     total = round(sum(t["score"] for t in tests), 2)
     max_total = round(sum(t["max_score"] for t in tests), 2)
     all_flags = sorted(set(flags) | {flag for t in tests for flag in t.get("flags", [])})
     return SubmissionReport(name, total, max_total, tests, all_flags, list(problems), round(execution_time, 1), digest,
                             key=key or name, display_name=display_name or name, source=source,
-                            functions=tuple(functions))
+                            functions=tuple(functions), version=version, title=title, manifest_hash=manifest_hash)
 
 
 def not_graded_report(name: str, *, max_total: float, failure: str, details: str, digest: str, key: str,
                       display_name: str, source: str, flags=(), functions: tuple[str, ...] = (),
-                      execution_time: float = 0.0) -> SubmissionReport:
+                      execution_time: float = 0.0, version: str = "", title: str = "") -> SubmissionReport:
     """A submission the grader failed on: no score, the student is not blamed, the TA is told where to look."""
     return SubmissionReport(name, 0.0, max_total, [], sorted(set(flags) | {"not_graded"}), [], round(execution_time, 1),
                             digest, key=key, display_name=display_name, source=source, status="not_graded",
-                            failure=failure, details=details, functions=tuple(functions))
+                            failure=failure, details=details, functions=tuple(functions), version=version,
+                            title=title)
 
 
 def results_json(report: SubmissionReport) -> dict:
@@ -137,7 +145,7 @@ def results_json(report: SubmissionReport) -> dict:
         return {"score": 0.0, "execution_time": int(round(report.execution_time)), "output": NOT_GRADED_TO_STUDENT,
                 "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden", "tests": [],
                 "extra_data": {"not_graded": True, "reason": plain(report.failure, limit=2000), "flags": report.flags,
-                               "digest": report.digest, "key": plain(report.key)}}
+                               "digest": report.digest, "key": plain(report.key), "version": report.version}}
     return {
         "score": report.total,
         "execution_time": int(round(report.execution_time)),
@@ -159,7 +167,7 @@ def results_json(report: SubmissionReport) -> dict:
             "visibility": "visible",
         } for test in report.tests],
         "extra_data": {"flags": report.flags, "digest": report.digest, "max_score": report.max_total,
-                       "key": plain(report.key)},
+                       "key": plain(report.key), "version": report.version, "manifest_hash": report.manifest_hash},
     }
 
 
@@ -177,7 +185,8 @@ def _causes(failed: list[dict]) -> list[tuple[str, list[dict]]]:
     return list(groups.items())
 
 
-def feedback_markdown(report: SubmissionReport, *, title: str = "hello_mnist") -> str:
+def feedback_markdown(report: SubmissionReport) -> str:
+    title = f"{report.title or 'assignment'} {report.version}".strip()
     lines = [f"# {markdown(title)}: feedback for {markdown(report.shown_name)}", ""]
     if not report.graded:
         return "\n".join(lines + [markdown(NOT_GRADED_TO_STUDENT), ""])
@@ -212,8 +221,9 @@ def feedback_markdown(report: SubmissionReport, *, title: str = "hello_mnist") -
     return "\n".join(lines).rstrip() + "\n"
 
 
-def feedback_html(report: SubmissionReport, *, title: str = "hello_mnist") -> str:
+def feedback_html(report: SubmissionReport) -> str:
     e = html_text
+    title = f"{report.title or 'assignment'} {report.version}".strip()
     head = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)} feedback: {e(report.shown_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;line-height:1.45}}
@@ -266,10 +276,10 @@ def write_atomic(path: Path, content: str) -> None:
         raise
 
 
-def write_submission_files(directory: Path, report: SubmissionReport, *, title: str = "hello_mnist") -> None:
+def write_submission_files(directory: Path, report: SubmissionReport) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    write_atomic(directory / "feedback.md", feedback_markdown(report, title=title))
-    write_atomic(directory / "feedback.html", feedback_html(report, title=title))
+    write_atomic(directory / "feedback.md", feedback_markdown(report))
+    write_atomic(directory / "feedback.html", feedback_html(report))
     # results.json last: its presence marks the submission's files as complete.
     write_atomic(directory / "results.json", json.dumps(results_json(report), indent=1))
 
@@ -283,12 +293,14 @@ def _csv_cell(value) -> str:
 def summary_csv(reports: list[SubmissionReport], functions: tuple[str, ...]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["submission", "key", "folder", "source", *functions, "total", "max_total", "status", "flags"])
+    writer.writerow(["submission", "key", "folder", "source", "version", *functions, "total", "max_total", "status",
+                     "flags"])
     for report in sorted(reports, key=lambda r: r.key):
         scores = report.by_function(functions)
-        cells = [report.shown_name, report.key, report.name, report.source]
+        cells = [report.shown_name, report.key, report.name, report.source, report.version]
         if report.graded:
-            cells += [f"{scores[f][0]:g}" for f in functions] + [f"{report.total:g}"]
+            # A function another version has and this one does not: empty, not 0.
+            cells += [f"{scores[f][0]:g}" if scores[f][1] else "" for f in functions] + [f"{report.total:g}"]
         else:
             cells += [""] * len(functions) + [""]
         cells += [f"{report.max_total:g}", report.status, " ".join(report.flags)]

@@ -1,4 +1,5 @@
-"""Load and check the hidden rubric (graders/rubric.toml): items, points, thresholds, retrain budget."""
+"""Load and check a version's hidden rubric (solutions/<version>/grading/rubric.toml): the graded functions,
+items, points, thresholds, the retrain budget and the syntax-error rule."""
 
 from __future__ import annotations
 
@@ -6,20 +7,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .assignment import Assignment
 from .inputs import RetrainBudget
-from .settings import PACKAGE_DIR
-
-RUBRIC_PATH = PACKAGE_DIR / "graders" / "rubric.toml"
-# Summary columns, in the order of the assignment.
-FUNCTIONS = ("preprocess", "build_model", "compile_model", "minibatches", "train_one_epoch", "train_model",
-             "forward_loop", "forward_matrix", "evaluate_model", "predict_digits", "save_model", "load_model",
-             "trained_model")
-# Short column labels for the terminal table (its legend spells them out).
-LABELS = {"preprocess": "prep", "build_model": "build", "compile_model": "comp", "minibatches": "mini",
-          "train_one_epoch": "t1ep", "train_model": "train", "forward_loop": "floop", "forward_matrix": "fmat",
-          "evaluate_model": "eval", "predict_digits": "pred", "save_model": "save", "load_model": "load",
-          "trained_model": "model"}
-
 
 class RubricError(ValueError):
     """The rubric file is inconsistent: an instructor's mistake, reported before anything is graded."""
@@ -43,6 +32,7 @@ class Rubric:
     thresholds: dict
     retrain: RetrainBudget
     path: Path
+    functions: tuple[str, ...] = ()
     rescue_syntax_errors: bool = True
 
     def item(self, rubric_id: str) -> RubricItem:
@@ -52,20 +42,23 @@ class Rubric:
         raise KeyError(rubric_id)
 
     def points_by_function(self) -> dict[str, float]:
-        totals = {name: 0.0 for name in FUNCTIONS}
+        totals = {name: 0.0 for name in self.functions}
         for item in self.items:
             totals[item.function] += item.points
         return totals
 
 
-def load_rubric(path: Path = RUBRIC_PATH) -> Rubric:
-    """Read the rubric and check it: unique ids, names that start with a graded function, points summing to total.
+def load_rubric(assignment: Assignment, path: Path | None = None) -> Rubric:
+    """Read ``assignment``'s rubric (or the one at ``path``) and check it: unique ids, names that start with a
+    graded function of the assignment, points summing to total.
 
     Raises:
         RubricError: with the line to fix.
     """
+    path = Path(path or assignment.rubric_path)
+    functions = assignment.function_names
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise RubricError(f"Cannot read the rubric {path}: {error}") from None
     items, seen = [], set()
@@ -77,8 +70,8 @@ def load_rubric(path: Path = RUBRIC_PATH) -> Rubric:
             raise RubricError(f"{path}: the id {rubric_id!r} appears twice")
         seen.add(rubric_id)
         item = RubricItem(rubric_id, name, float(points))
-        if item.function not in FUNCTIONS or not rubric_id.startswith(item.function + "."):
-            raise RubricError(f"{path}: item {rubric_id!r}: its name must start with one of {FUNCTIONS} and a colon, "
+        if item.function not in functions or not rubric_id.startswith(item.function + "."):
+            raise RubricError(f"{path}: item {rubric_id!r}: its name must start with one of {functions} and a colon, "
                               f"and its id with the same function name and a dot")
         if points < 0:
             raise RubricError(f"{path}: item {rubric_id!r} has negative points")
@@ -91,5 +84,5 @@ def load_rubric(path: Path = RUBRIC_PATH) -> Rubric:
     if policy not in ("per_function", "whole_module"):
         raise RubricError(f"{path}: [assignment] syntax_errors must be \"per_function\" or \"whole_module\"; "
                           f"got {policy!r}")
-    return Rubric(tuple(items), total, dict(data.get("thresholds", {})), retrain, Path(path),
+    return Rubric(tuple(items), total, dict(data.get("thresholds", {})), retrain, path, functions=functions,
                   rescue_syntax_errors=policy == "per_function")

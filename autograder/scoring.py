@@ -25,13 +25,14 @@ from pathlib import Path
 
 import pytest
 
+from . import assignment as assignments
 from .artifacts import Artifacts, ProbeFailed
-from .graders.checks import CONTEXT_KEY, CREDIT_KEY, Credit, Mismatch
+from .assignment import Assignment
+from .grading import CONTEXT_KEY, CREDIT_KEY, Credit, Mismatch
 from .inputs import GradingInputs
 from .reference_scores import Thresholds
 from .rubric import Rubric, load_rubric
-
-GRADERS_DIR = Path(__file__).resolve().parent / "graders"
+from .settings import REPO_DIR
 
 
 @dataclass
@@ -54,18 +55,50 @@ class GradingContext:
     rubric: Rubric
     thresholds: Thresholds
     intake: dict
+    assignment: Assignment
 
 
 class ScoringPlugin:
-    """Collects one outcome per rubric item from the graders' reports."""
+    """Collects one outcome per rubric item from the graders' reports, and gives the graders their fixtures."""
 
     def __init__(self, context: GradingContext):
-        self.context = context
+        self.grading = context  # not "context": that name is the fixture below
         self.outcomes: dict[str, TestOutcome] = {}
         self.internal_errors: list[str] = []
 
+    # -- the graders' fixtures ------------------------------------------------------------------
+    @pytest.fixture
+    def context(self):
+        return self.grading
+
+    @pytest.fixture
+    def artifacts(self):
+        return self.grading.artifacts
+
+    @pytest.fixture
+    def inputs(self):
+        return self.grading.inputs
+
+    @pytest.fixture
+    def thresholds(self):
+        return self.grading.thresholds
+
+    @pytest.fixture
+    def intake(self):
+        return self.grading.intake
+
+    @pytest.fixture
+    def assignment(self):
+        return self.grading.assignment
+
+    @pytest.fixture
+    def credit(self, request):
+        value = Credit()
+        request.node.stash[CREDIT_KEY] = value
+        return value
+
     def pytest_configure(self, config):
-        config.stash[CONTEXT_KEY] = self.context
+        config.stash[CONTEXT_KEY] = self.grading
         config.addinivalue_line("markers", "rubric(id): the rubric item this grader scores")
 
     def pytest_collection_modifyitems(self, items):
@@ -86,7 +119,7 @@ class ScoringPlugin:
         if marker is None:
             self.internal_errors.append(f"{item.nodeid} has no rubric marker")
             return
-        rubric_item = self.context.rubric.item(marker.args[0])
+        rubric_item = self.grading.rubric.item(marker.args[0])
         question = (item.function.__doc__ or "").strip().splitlines()[0] if item.function.__doc__ else ""
         credit: Credit = item.stash.get(CREDIT_KEY, Credit())
         fraction, message, flags = 1.0, "", list(credit.flags)
@@ -133,7 +166,8 @@ UNUSED_PYTEST_PLUGINS = ("cacheprovider", "randomly", "unraisableexception", "th
 def score(context: GradingContext) -> tuple[list[TestOutcome], list[str]]:
     """Run every grader; return one outcome per rubric item (missing ones score 0) and internal errors."""
     plugin = ScoringPlugin(context)
-    args = [str(GRADERS_DIR), "-q", "--tb=short", "--assert=plain", "-c", os.devnull, "--rootdir", str(GRADERS_DIR),
+    grading_dir = context.assignment.grading_dir
+    args = [str(grading_dir), "-q", "--tb=short", "--assert=plain", "-c", os.devnull, "--rootdir", str(grading_dir),
             "-W", "ignore::DeprecationWarning"]
     for name in UNUSED_PYTEST_PLUGINS:
         args += ["-p", f"no:{name}"]
@@ -152,8 +186,9 @@ def score(context: GradingContext) -> tuple[list[TestOutcome], list[str]]:
 
 
 def main(argv=None) -> int:
-    """``python -m autograder.scoring --artifacts A --inputs I --intake F --thresholds T --out scores.json``."""
+    """``python -m autograder.scoring --version V --artifacts A --inputs I --intake F --thresholds T --out S``."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--version", required=True, help="the assignment version the submission is graded against")
     parser.add_argument("--artifacts", type=Path, required=True)
     parser.add_argument("--inputs", type=Path, required=True)
     parser.add_argument("--intake", type=Path, required=True)
@@ -161,11 +196,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rubric", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    rubric = load_rubric(args.rubric) if args.rubric else load_rubric()
+    version = assignments.load(args.version)
+    rubric = load_rubric(version, args.rubric)
+    intake = json.loads(args.intake.read_text())
     context = GradingContext(
-        artifacts=Artifacts(args.artifacts), inputs=GradingInputs(args.inputs), rubric=rubric,
-        thresholds=Thresholds(**json.loads(args.thresholds.read_text())),
-        intake=json.loads(args.intake.read_text()))
+        artifacts=Artifacts(args.artifacts, module=intake.get("module") or version.module),
+        inputs=GradingInputs(args.inputs), rubric=rubric,
+        thresholds=Thresholds(**json.loads(args.thresholds.read_text())), intake=intake, assignment=version)
     outcomes, internal_errors = score(context)
     payload = {"tests": [asdict(o) for o in outcomes], "internal_errors": internal_errors}
     temporary = args.out.with_suffix(".tmp")
@@ -210,7 +247,13 @@ def _server():
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
         context = multiprocessing.get_context("forkserver")
-        graders = [f"autograder.graders.{path.stem}" for path in sorted(GRADERS_DIR.glob("*.py"))]
+        # Every version's graders, imported once: the package names differ per version, so a mixed class
+        # grades v1 and v2 submissions from one server.
+        graders = [f"{assignments.load(version).grading_package}.{path.stem}" for version in assignments.versions()
+                   for path in sorted(assignments.load(version).grading_dir.glob("*.py"))
+                   if path.stem != "__init__"]
+        if str(REPO_DIR) not in sys.path:
+            sys.path.insert(0, str(REPO_DIR))  # solutions.<version>.grading imports from the repository root
         context.set_forkserver_preload(["autograder.scoring", *graders])
         _FORKSERVER = context
     return _FORKSERVER

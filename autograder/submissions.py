@@ -1,14 +1,15 @@
 """Submissions in: find them on disk, give each a stable identity, and stage a clean copy (grading's first stage).
 
-A submission is a folder, a ``.zip`` of one, or a bare ``hello_mnist.py``; a folder of such things is a
-class. Each submission is keyed by where it came from: the name of its folder, zip or file as given, in
+A submission is a folder, a ``.zip`` of one, or a bare module (``hello_mnist.py``); a folder of such things
+is a class. Each submission is keyed by where it came from: the name of its folder, zip or file as given, in
 full Unicode (``Zoé``), never by a position or a counter that shifts when a classmate is added. Its files
 live under a filesystem-safe folder name derived from that key alone (``Zoe-5d1c2a7b``), so two students
-never share a folder and no student's folder depends on who else is in the class. Staging copies only
-``hello_mnist.py`` and ``model.keras`` (with size caps, never following links, never extracting a zip
-member outside the copy), so a submission's ``conftest.py``, ``sitecustomize.py`` or ``.pth`` files never
-reach the sandbox. Every problem becomes a message for the student and a flag for the TA; nothing a
-submission holds can make staging raise.
+never share a folder and no student's folder depends on who else is in the class. Staging copies only the
+graded module and the trained model (with size caps, never following links, never extracting a zip member
+outside the copy), so a submission's ``conftest.py``, ``sitecustomize.py`` or ``.pth`` files never reach
+the sandbox, and finds which assignment version the submission is for (``resolve_version``). Every
+problem becomes a message for the student and a flag for the TA; nothing a submission holds can make
+staging raise.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ from .model_file import check_model_file
 from .syntax_rescue import rescue
 from .text import inert, one_line
 
-MODULE = "hello_mnist.py"
-MODEL = "model.keras"
-NOTEBOOK = "hello_mnist.ipynb"
-SUBMITTED_MODULE = "hello_mnist.submitted.py"  # the text as submitted, kept when a syntax error was cut out
+SUBMITTED_SUFFIX = ".submitted.py"  # <module>.submitted.py: the text as submitted, kept when a syntax error was cut out
+# The first lines of a released module say which version it is: "... (hello_mnist v1); instructors: ...".
+VERSION_HEADER = re.compile(r"\(([A-Za-z_][A-Za-z0-9_]*) (v\d[A-Za-z0-9._-]*)\)")
 MAX_MODULE_BYTES = 1024 * 1024
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 MAX_ZIP_BYTES = 256 * 1024 * 1024
@@ -49,6 +49,45 @@ GRADABLE_SUFFIXES = (".py", ".ipynb", ".keras", ".zip", ".h5")
 
 class SubmissionPathError(ValueError):
     """A path given on the command line does not exist or is not a submission (the TA's to fix)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one assignment version expects in a submission."""
+    version: str
+    name: str                # the assignment's name, as the released module's header gives it
+    module: str              # the graded module's file name
+    model: str               # the trained model's file name
+    notebook: str = ""
+    rescue_syntax_errors: bool = True
+
+
+@dataclass(frozen=True)
+class Expected:
+    """Every version a submission may be for, the one assumed when nothing says which, and the TA's choice."""
+    layouts: tuple[Layout, ...]
+    default: str
+    requested: str | None = None
+
+    def layout(self, version: str) -> Layout:
+        return next(layout for layout in self.layouts if layout.version == version)
+
+    @property
+    def module_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layout.module for layout in self.layouts))
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layout.model for layout in self.layouts))
+
+    @property
+    def notebook_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layout.notebook for layout in self.layouts if layout.notebook))
+
+
+def expected_from(*, module: str, model: str) -> Expected:
+    """A one-version ``Expected`` (for tests and tools that know exactly what they stage)."""
+    return Expected((Layout("v0", Path(module).stem, module, model),), default="v0")
 
 
 @dataclass(frozen=True)
@@ -79,14 +118,17 @@ class Staged:
     model_file: dict = field(default_factory=lambda: {"present": False})
     problems: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    version: str = ""
+    module: str = ""         # the graded module's file name in ``directory`` (the version's name for it)
+    model: str = ""
 
     def intake(self) -> dict:
         """What the graders and the report learn about intake (plain JSON)."""
         submission = self.submission
         return {"key": submission.key, "display_name": submission.display_name, "name": submission.folder,
                 "source": str(submission.source), "kind": submission.kind, "digest": self.digest,
-                "has_module": self.has_module, "model_file": self.model_file, "problems": self.problems,
-                "flags": self.flags}
+                "version": self.version, "module": self.module, "has_module": self.has_module,
+                "model_file": self.model_file, "problems": self.problems, "flags": self.flags}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,8 +158,11 @@ def _normalise(name: str) -> str:
     return unicodedata.normalize("NFC", name).strip()
 
 
-def discover(paths: list[Path]) -> list[Submission]:
+def discover(paths: list[Path], *, module_names: tuple[str, ...] = ()) -> list[Submission]:
     """Expand command-line paths into submissions, each with its stable identity.
+
+    ``module_names`` are the graded modules' file names of the known versions: a bare module handed in as a
+    file is named after its folder (``alice/hello_mnist.py`` is alice's).
 
     Raises:
         SubmissionPathError: a path that does not exist, a folder with nothing to grade, or a folder whose
@@ -127,22 +172,22 @@ def discover(paths: list[Path]) -> list[Submission]:
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise SubmissionPathError(f"{path} does not exist. Give submission folders, .zip files, hello_mnist.py "
-                                      "files, or a folder that holds one submission per sub-folder.")
+            raise SubmissionPathError(f"{path} does not exist. Give submission folders, .zip files, module files, "
+                                      "or a folder that holds one submission per sub-folder.")
         if path.is_file():
-            found.append(_file_entry(path))
+            found.append(_file_entry(path, module_names))
         elif _looks_like_submission(path):
             found.append((path.name, path, "folder"))
         else:
-            found += _class_entries(path)
+            found += _class_entries(path, module_names)
     return _identities(found)
 
 
-def _file_entry(path: Path) -> tuple[str, Path, str]:
+def _file_entry(path: Path, module_names: tuple[str, ...]) -> tuple[str, Path, str]:
     if path.suffix == ".zip":
         return path.stem, path, "zip"
     if path.suffix == ".py":
-        return (path.resolve().parent.name if path.stem == "hello_mnist" else path.stem), path, "file"
+        return (path.resolve().parent.name if path.name in module_names else path.stem), path, "file"
     raise SubmissionPathError(f"{path} is neither a folder, a .zip nor a .py file.")
 
 
@@ -158,7 +203,7 @@ def _looks_like_submission(folder: Path) -> bool:
     names = set(_entries(folder))
     if names & NOT_A_SUBMISSION:
         return False
-    return bool(names & {MODULE, MODEL, NOTEBOOK}) or any(n.endswith(".py") for n in names)
+    return any(name.endswith((".py", ".keras", ".ipynb")) for name in names)
 
 
 def _is_submission_like(child: Path) -> bool:
@@ -181,11 +226,11 @@ def _is_submission_like(child: Path) -> bool:
         return False
 
 
-def _class_entries(path: Path) -> list[tuple[str, Path, str]]:
+def _class_entries(path: Path, module_names: tuple[str, ...]) -> list[tuple[str, Path, str]]:
     children = [path / name for name in _entries(path) if not name.startswith(".")]
     children = [child for child in children if child.is_dir() or child.suffix in (".zip", ".py")]
     if not children:
-        raise SubmissionPathError(f"{path} holds no submissions (no hello_mnist.py, no sub-folders, no .zip).")
+        raise SubmissionPathError(f"{path} holds no submissions (no module, no sub-folders, no .zip).")
     unlike = [child for child in children if not _is_submission_like(child)]
     if len(unlike) * 2 > len(children):
         shown = ", ".join(one_line(child.name, limit=40) for child in unlike[:6])
@@ -199,7 +244,7 @@ def _class_entries(path: Path) -> list[tuple[str, Path, str]]:
         if child.is_dir():
             entries.append((child.name, child, "folder"))
         else:
-            entries.append(_file_entry(child))
+            entries.append(_file_entry(child, module_names))
     return entries
 
 
@@ -230,56 +275,119 @@ def _identities(found: list[tuple[str, Path, str]]) -> list[Submission]:
 # Staging
 # ---------------------------------------------------------------------------------------------
 
-def stage(submission: Submission, destination: Path, *, rescue_syntax_errors: bool = True) -> Staged:
+def stage(submission: Submission, destination: Path, *, expected: Expected) -> Staged:
     """Copy the gradable files of ``submission`` into ``destination`` (created, world-readable).
 
-    Never raises for anything the submission holds: a file that cannot be read, a damaged archive or an
-    odd model file becomes a problem (for the student) and a flag (for the TA). Only the grader's own
-    disk (``destination``) can raise ``OSError``. With ``rescue_syntax_errors`` (the rubric's default), a
-    module with a syntax error is graded function by function (``syntax_rescue``): the broken block is
-    replaced by a stub, the submitted text is kept beside it as ``hello_mnist.submitted.py``.
+    The module and the model are looked for under every known version's names; which version the
+    submission is for comes from the files themselves (``resolve_version``) unless the TA chose one, and
+    they are staged under that version's names. Never raises for anything the submission holds: a file that
+    cannot be read, a damaged archive or an odd model file becomes a problem (for the student) and a flag
+    (for the TA); only the grader's own disk (``destination``) can raise ``OSError``. When the version's
+    rubric says so, a module with a syntax error is graded function by function (``syntax_rescue``): the
+    broken block is replaced by a stub, the submitted text is kept beside it as ``<module>.submitted.py``.
     """
     destination.mkdir(parents=True, exist_ok=True)
     staged = Staged(submission, destination, flags=list(submission.flags))
     if "name_collision" in submission.flags:
         staged.problems.append(f"Another submission in this class is also named {inert(submission.display_name)}; "
                                "this one was graded separately, under its own source.")
+    found: dict[str, tuple[str, bytes]] = {}   # role -> (the name it was submitted under, its bytes)
     try:
         if submission.kind == "zip":
-            files = _from_zip(submission.source, staged)
+            found = _from_zip(submission.source, staged, expected)
         elif submission.kind == "file":
             data = _read_file(submission.source, MAX_MODULE_BYTES, staged)
-            files = {MODULE: data} if data is not None else {}
+            found = {"module": (submission.source.name, data)} if data is not None else {}
         else:
-            files = _from_folder(submission.source, staged)
+            found = _from_folder(submission.source, staged, expected)
     except OSError as error:
         staged.problems.append(f"The submission could not be read ({one_line(error.strerror or error)}).")
         staged.flags.append("unreadable")
-        files = {}
     except (MemoryError, RecursionError, ValueError, UnicodeError) as error:
         staged.problems.append(f"The submission could not be read ({type(error).__name__}).")
         staged.flags.append("unreadable")
-        files = {}
+    layout = resolve_version(found, expected, staged)
+    staged.version, staged.module, staged.model = layout.version, layout.module, layout.model
+    files = {role: data for role, (_, data) in found.items()}
     digest = hashlib.sha256()
-    for name in (MODULE, MODEL):
-        if files.get(name) is not None:
-            digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    for role, name in (("module", layout.module), ("model", layout.model)):
+        if files.get(role) is not None:
+            digest.update(name.encode() + b"\0" + hashlib.sha256(files[role]).digest())
     staged.digest = digest.hexdigest()  # of what was submitted, before any rescue
-    if files.get(MODULE) is not None:
-        graded = _check_source(files[MODULE], staged, rescue_syntax_errors=rescue_syntax_errors)
-        if graded is not files[MODULE]:
-            _write(destination / SUBMITTED_MODULE, files[MODULE])
-            files[MODULE] = graded
-    for name in (MODULE, MODEL):
-        if files.get(name) is not None:
-            _write(destination / name, files[name])  # the grader's disk: a full one raises OSError(ENOSPC)
+    if files.get("module") is not None:
+        graded = _check_source(files["module"], staged, layout, rescue_syntax_errors=layout.rescue_syntax_errors)
+        if graded is not files["module"]:
+            _write(destination / (Path(layout.module).stem + SUBMITTED_SUFFIX), files["module"])
+            files["module"] = graded
+    for role, name in (("module", layout.module), ("model", layout.model)):
+        if files.get(role) is not None:
+            _write(destination / name, files[role])  # the grader's disk: a full one raises OSError(ENOSPC)
     os.chmod(destination, 0o755)
-    staged.has_module = MODULE in files
-    if not staged.has_module and not any("hello_mnist.py" in p for p in staged.problems):
-        staged.problems.append("No hello_mnist.py was found in the submission; nothing in it can be graded.")
+    staged.has_module = "module" in files
+    if not staged.has_module and not any(layout.module in p for p in staged.problems):
+        staged.problems.append(f"No {layout.module} was found in the submission; nothing in it can be graded.")
         staged.flags.append("missing_module")
-    staged.model_file = _checked_model(destination / MODEL, staged)
+    staged.model_file = _checked_model(destination / layout.model, staged, layout)
     return staged
+
+
+def peek_version(submission: Submission, expected: Expected) -> str:
+    """The version ``stage`` will grade ``submission`` as, reading only its module (to prepare that version's
+    inputs before grading starts). Anything unreadable resolves as ``stage`` resolves it: the default."""
+    staged = Staged(submission, Path("/nonexistent"))
+    found: dict[str, tuple[str, bytes]] = {}
+    try:
+        if submission.kind == "zip":
+            found = _from_zip(submission.source, staged, expected, roles=("module",))
+        elif submission.kind == "file":
+            data = _read_file(submission.source, MAX_MODULE_BYTES, staged)
+            found = {"module": (submission.source.name, data)} if data is not None else {}
+        else:
+            found = _from_folder(submission.source, staged, expected, roles=("module",))
+    except (OSError, MemoryError, RecursionError, ValueError, UnicodeError):
+        pass
+    return resolve_version(found, expected, staged).version
+
+
+def resolve_version(found: dict[str, tuple[str, bytes]], expected: Expected, staged: Staged) -> Layout:
+    """Which version a submission is for: the TA's ``--version``, else what the files say (the released module's
+    first lines, its file name), else the default version. Anything doubtful is a flag and a message, never a
+    silent choice."""
+    claimed = _claimed_version(found, expected)
+    known = {layout.version for layout in expected.layouts}
+    if expected.requested is not None:
+        if claimed is not None and claimed != expected.requested:
+            staged.flags.append("version_mismatch")
+            staged.problems.append(f"This module is from assignment {inert(claimed)}, but it was graded as "
+                                   f"{expected.requested}, the version your TA chose for it; if that is wrong, ask "
+                                   "for a regrade against the right version.")
+        return expected.layout(expected.requested)
+    if claimed in known:
+        return expected.layout(claimed)
+    if claimed is not None:
+        staged.flags.append("unknown_version")
+        staged.problems.append(f"The module says it is from assignment {inert(claimed)}, which this grader does not "
+                               f"know (it knows {', '.join(sorted(known))}); it was graded as {expected.default}.")
+    elif found:
+        staged.flags.append("version_assumed")
+        staged.problems.append(f"Nothing in the submission says which assignment version it is for (the released "
+                               f"module's first line does); it was graded as {expected.default}, the current one.")
+    return expected.layout(expected.default)
+
+
+def _claimed_version(found: dict[str, tuple[str, bytes]], expected: Expected) -> str | None:
+    name, data = found.get("module", ("", b""))
+    head = data[:2048].decode("utf-8", "replace").splitlines()[:5] if data else []
+    for line in head:
+        match = VERSION_HEADER.search(line)
+        if match and line.lstrip().startswith("#"):
+            return match.group(2)
+    by_name = [layout.version for layout in expected.layouts if layout.module == name]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(expected.layouts) == 1:
+        return expected.layouts[0].version  # one version: nothing to tell apart
+    return None
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -287,12 +395,12 @@ def _write(path: Path, data: bytes) -> None:
     os.chmod(path, 0o644)
 
 
-def _checked_model(path: Path, staged: Staged) -> dict:
+def _checked_model(path: Path, staged: Staged, layout: Layout) -> dict:
     try:
-        verdict = check_model_file(path).as_dict()
+        verdict = check_model_file(path, name=layout.model).as_dict()
     except Exception as error:  # a model file no check foresaw: its own zero, never the batch
         verdict = {"present": True, "accepted": False, "flag": "corrupt_model",
-                   "reason": f"model.keras could not be checked ({type(error).__name__})"}
+                   "reason": f"{layout.model} could not be checked ({type(error).__name__})"}
     if not verdict.get("present"):
         staged.flags.append("no_model")
     return verdict
@@ -344,43 +452,48 @@ def _walk(folder: Path, *, max_depth: int):
                     queue.append((depth + 1, path))
 
 
-def _from_folder(folder: Path, staged: Staged) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
+def _from_folder(folder: Path, staged: Staged, expected: Expected,
+                 roles: tuple[str, ...] = ("module", "model")) -> dict[str, tuple[str, bytes]]:
+    found: dict[str, tuple[str, bytes]] = {}
     available = _folder_files(folder)
     names = sorted(available)
-    module_name = MODULE if MODULE in available else _fallback_module(names, staged)
+    module_name = next((name for name in expected.module_names if name in available), None) \
+        or _fallback_module(names, staged, expected)
     if module_name:
         path = available[module_name]
         if path.parent != folder:
-            staged.problems.append(f"hello_mnist.py was found in the sub-folder "
+            staged.problems.append(f"{inert(module_name)} was found in the sub-folder "
                                    f"{inert(str(path.parent.relative_to(folder)))} and graded from there.")
         data = _read_file(path, MAX_MODULE_BYTES, staged)
         if data is not None:
-            files[MODULE] = data
-    if MODEL in available:
-        data = _read_file(available[MODEL], MAX_MODEL_BYTES, staged)
+            found["module"] = (module_name, data)
+    model_name = next((name for name in expected.model_names if name in available), None)
+    if model_name and "model" in roles:
+        data = _read_file(available[model_name], MAX_MODEL_BYTES, staged)
         if data is not None:
-            files[MODEL] = data
-    return files
+            found["model"] = (model_name, data)
+    return found
 
 
-def _fallback_module(names: list[str], staged: Staged) -> str | None:
-    """No hello_mnist.py: accept a single renamed .py file (LMS downloads rename), explain a notebook."""
-    python = [n for n in names if n.endswith(".py")]
+def _fallback_module(names: list[str], staged: Staged, expected: Expected) -> str | None:
+    """No known module name: accept a single renamed .py file (LMS downloads rename), explain a notebook."""
+    python = [n for n in names if n.endswith(".py") and not n.endswith(SUBMITTED_SUFFIX)]
+    wanted = " or ".join(expected.module_names)
     if len(python) == 1:
-        staged.problems.append(f"Your module is named {inert(python[0])}; it was graded as hello_mnist.py. Name it "
-                               "hello_mnist.py next time.")
+        staged.problems.append(f"Your module is named {inert(python[0])}; it was graded as the assignment's module. "
+                               f"Name it {wanted} next time.")
         staged.flags.append("renamed_module")
         return python[0]
     if any(n.endswith(".ipynb") for n in names):
-        staged.problems.append("A notebook was submitted where hello_mnist.py was expected. The graded functions "
-                               "live in hello_mnist.py; submit that file (and model.keras).")
+        staged.problems.append(f"A notebook was submitted where {wanted} was expected. The graded functions "
+                               f"live in {wanted}; submit that file (and the trained model).")
         staged.flags.append("notebook_instead_of_module")
     return None
 
 
-def _from_zip(path: Path, staged: Staged) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
+def _from_zip(path: Path, staged: Staged, expected: Expected,
+              roles: tuple[str, ...] = ("module", "model")) -> dict[str, tuple[str, bytes]]:
+    files: dict[str, tuple[str, bytes]] = {}
     if path.stat().st_size > MAX_ZIP_BYTES:
         staged.problems.append(f"The zip is larger than {MAX_ZIP_BYTES // 2**20} MB.")
         staged.flags.append("oversized_file")
@@ -389,7 +502,7 @@ def _from_zip(path: Path, staged: Staged) -> dict[str, bytes]:
         archive = open_zip(path, max_entries=MAX_ZIP_MEMBERS, max_directory_bytes=MAX_ZIP_DIRECTORY_BYTES)
     except ArchiveError as error:
         if error.too_large:
-            staged.problems.append(f"The zip was not opened: {error}. Submit only hello_mnist.py and model.keras.")
+            staged.problems.append(f"The zip was not opened: {error}. Submit only the module and the trained model.")
             staged.flags.append("oversized_file")
         else:
             staged.problems.append(f"The zip file is damaged or empty ({error}); re-create it and submit again.")
@@ -412,13 +525,16 @@ def _from_zip(path: Path, staged: Staged) -> dict[str, bytes]:
                 continue
             by_name.setdefault(parts[-1], member)
         names = sorted(by_name)
-        module_name = MODULE if MODULE in by_name else _fallback_module(names, staged)
-        for wanted, source_name, limit in ((MODULE, module_name, MAX_MODULE_BYTES), (MODEL, MODEL, MAX_MODEL_BYTES)):
-            member = by_name.get(source_name) if source_name else None
+        module_name = next((name for name in expected.module_names if name in by_name), None) \
+            or _fallback_module(names, staged, expected)
+        model_name = next((name for name in expected.model_names if name in by_name), None)
+        for role, source_name, limit in (("module", module_name, MAX_MODULE_BYTES),
+                                         ("model", model_name, MAX_MODEL_BYTES)):
+            member = by_name.get(source_name) if source_name and role in roles else None
             if member is None:
                 continue
             try:
-                files[wanted] = read_member(archive, member, limit=limit)
+                files[role] = (source_name, read_member(archive, member, limit=limit))
             except ArchiveError as error:
                 if error.too_large:
                     staged.problems.append(f"{inert(member.filename[:80])} in the zip unpacks to more than "
@@ -441,13 +557,13 @@ SUSPICIOUS_NAMES = {"subprocess", "socket", "ctypes", "multiprocessing", "signal
                     "exec", "eval", "__builtins__", "f_back", "f_globals", "gi_frame"}
 
 
-def _check_source(source: bytes, staged: Staged, *, rescue_syntax_errors: bool) -> bytes:
+def _check_source(source: bytes, staged: Staged, layout: Layout, *, rescue_syntax_errors: bool) -> bytes:
     """Flag what the TA should know about the source; return the module to grade (``source`` itself, or the
     rescued text when a syntax error was cut out of it)."""
     try:
         text = source.decode("utf-8")
     except UnicodeDecodeError as error:
-        staged.problems.append(f"hello_mnist.py is not UTF-8 text (byte {source[error.start]:#04x} at position "
+        staged.problems.append(f"{layout.module} is not UTF-8 text (byte {source[error.start]:#04x} at position "
                                f"{error.start}); save it as UTF-8.")
         staged.flags.append("not_utf8")
         return source
@@ -463,10 +579,10 @@ def _check_source(source: bytes, staged: Staged, *, rescue_syntax_errors: bool) 
         for block in rescued.broken:
             what = (f"{', '.join(f'`{name}`' for name in block.names)} could not be compiled and scored 0 on its checks"
                     if block.names else "the statement there could not be compiled and was skipped")
-            staged.problems.append(f"hello_mnist.py line {block.line}: {inert(block.message)}. So {what}; the "
+            staged.problems.append(f"{layout.module} line {block.line}: {inert(block.message)}. So {what}; the "
                                    "other functions were graded. Fix that line and check with "
-                                   "`python -c 'import hello_mnist'`.")
-        _check_source(rescued.source.encode(), staged, rescue_syntax_errors=False)
+                                   f"`python -c 'import {Path(layout.module).stem}'`.")
+        _check_source(rescued.source.encode(), staged, layout, rescue_syntax_errors=False)
         return rescued.source.encode()
     used = set()
     forging = False

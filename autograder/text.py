@@ -33,6 +33,7 @@ CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]{}<>()#+!|~&])")
 URL = re.compile(r"(?:\b(?:[a-z][a-z0-9+.-]{1,15}):/{1,3}|\bwww\.|\bmailto:)\S+", re.I)
 BACKTICKS = re.compile(r"`+")
+INTRAWORD_UNDERSCORE = re.compile(r"(?<=[A-Za-z0-9])\\_(?=[A-Za-z0-9])")
 
 
 def plain(text, *, limit: int | None = None) -> str:
@@ -83,13 +84,20 @@ def _split_code_spans(text: str) -> list[tuple[bool, str]]:
     return [(code, part) for code, part in parts if part]
 
 
+def _escape(text: str) -> str:
+    escaped = MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    # An underscore between two word characters (snake_case) can never start emphasis in CommonMark: keep it
+    # readable in the raw file.
+    return INTRAWORD_UNDERSCORE.sub("_", escaped)
+
+
 def _escape_prose(part: str) -> str:
     pieces, position = [], 0
     for match in URL.finditer(part):  # bare URLs would be autolinked by GFM viewers: show them as code
-        pieces.append(MARKDOWN_SPECIAL.sub(r"\\\1", part[position:match.start()]))
+        pieces.append(_escape(part[position:match.start()]))
         pieces.append(inert(match.group()))
         position = match.end()
-    pieces.append(MARKDOWN_SPECIAL.sub(r"\\\1", part[position:]))
+    pieces.append(_escape(part[position:]))
     return "".join(pieces)
 
 

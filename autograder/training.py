@@ -1,6 +1,6 @@
-"""Train the instructor's solution on full MNIST with a fixed seed and print one JSON line of results.
+"""Train a version's solution on its full training set with a fixed seed and print one JSON line of results.
 
-Run as ``python -m autograder.training --seed 1 --epochs 20``; `reference.py` and the training
+Run as ``python -m autograder.training --version v1 --seed 1``; `reference.py` and the training
 benchmark start it as a subprocess, one per seed or backend, so Keras never loads in their process.
 The solution is instructor code (trusted); student code never comes here.
 """
@@ -15,13 +15,13 @@ import platform
 import sys
 import time
 
-from .settings import REPO_DIR
+from . import assignment as assignments
+from .assignment import Assignment
 
-SOLUTION_PATH = REPO_DIR / "solutions" / "hello_mnist.py"
 
-
-def load_solution(path=SOLUTION_PATH):
-    spec = importlib.util.spec_from_file_location("hello_mnist_solution", path)
+def load_solution(assignment: Assignment):
+    """The version's solution module (instructor code: trusted, imported here and only here)."""
+    spec = importlib.util.spec_from_file_location(f"solution_{assignment.version}", assignment.solution_module)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -37,19 +37,24 @@ def versions() -> dict:
             "backend_version": backend_version, "numpy": numpy.__version__}
 
 
-def train(*, seed: int, epochs: int, batch_size: int, hidden_units=(500, 500), activation="sigmoid",
-          optimizer="adam", train_examples: int | None = None, threads: int = 0) -> dict:
-    """Train the solution's model one epoch at a time (to time each) and evaluate it on the test set."""
+def train(assignment: Assignment, *, seed: int, epochs: int, batch_size: int | None = None, hidden_units=None,
+          activation=None, optimizer=None, train_examples: int | None = None, threads: int = 0) -> dict:
+    """Train the solution's model (the manifest's ``[reference]`` unless overridden) one epoch at a time (to time
+    each) and evaluate it on the test set."""
     started = time.perf_counter()
+    reference = assignment.reference_model
+    batch_size = batch_size or int(reference["batch_size"])
+    hidden_units = tuple(hidden_units or reference["hidden_units"])
+    activation = activation or reference["activation"]
+    optimizer = optimizer or reference["optimizer"]
     import keras
-    from .mnist_data import load_mnist
     if threads and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     import_seconds = time.perf_counter() - started
-    solution = load_solution()
-    (x_train, y_train), (x_test, y_test) = load_mnist()
+    solution = load_solution(assignment)
+    (x_train, y_train), (x_test, y_test) = assignment.load_dataset()
     if train_examples:
         x_train, y_train = x_train[:train_examples], y_train[:train_examples]
     x, y = solution.preprocess(x_train, y_train)
@@ -69,15 +74,17 @@ def train(*, seed: int, epochs: int, batch_size: int, hidden_units=(500, 500), a
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--version", default=None, help="the assignment version (default: the latest)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    result = train(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
-                   train_examples=args.train_examples, threads=args.threads)
+    assignment = assignments.load(args.version or assignments.latest())
+    result = train(assignment, seed=args.seed, epochs=args.epochs or int(assignment.reference_model["epochs"]),
+                   batch_size=args.batch_size, train_examples=args.train_examples, threads=args.threads)
     print(json.dumps(result), flush=True)
     return 0
 

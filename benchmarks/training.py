@@ -46,7 +46,7 @@ def _timed(function) -> float:
 
 
 def train(backend: str, *, epochs: int, batch_size: int, train_examples: int | None = None) -> dict:
-    command = [sys.executable, "-m", "autograder.training", "--seed", "1", "--epochs", str(epochs),
+    command = [sys.executable, "-m", "autograder.training", "--version", "v1", "--seed", "1", "--epochs", str(epochs),
                "--batch-size", str(batch_size)]
     if train_examples:
         command += ["--train-examples", str(train_examples)]

@@ -22,9 +22,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def mnist():
-    from autograder.mnist_data import load_mnist
-    return load_mnist()
+def v1():
+    from autograder import assignment
+    return assignment.load("v1")
+
+
+@pytest.fixture(scope="session")
+def mnist(v1):
+    return v1.load_dataset()
 
 
 @pytest.fixture(scope="session")

@@ -32,9 +32,7 @@ from conftest import REPO, grade_paths
 
 pytestmark = pytest.mark.slow
 
-FUNCTIONS = ("preprocess", "build_model", "compile_model", "minibatches", "train_one_epoch", "train_model",
-             "forward_loop", "forward_matrix", "evaluate_model", "predict_digits", "save_model", "load_model",
-             "trained_model")
+FUNCTIONS = factory.V1.function_names
 ATTACKS = factory.catalogue("attacks")
 BY_NAME = {s.name: s for s in ATTACKS}
 HONEST = "honest_solution"
@@ -57,7 +55,7 @@ def attack_settings(**overrides):
 
 def full_marks():
     from autograder.rubric import load_rubric
-    return load_rubric().points_by_function()
+    return load_rubric(factory.V1).points_by_function()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,7 +380,7 @@ def _student_visible_text(folder: Path) -> str:
 
 
 GRADER_SECRETS = ("trained_model_margin", "retrain_zero_below", "suspicious_accuracy =", "max_parameters =",
-                  "[thresholds]", "reference_scores", "autograder/graders", "def test_", "retrain_eval",
+                  "[thresholds]", "reference_scores", "grading/test_", "def test_", "retrain_eval",
                   "thresholds.json", "trusted_arrays", "grader-errors.txt", "gradebook.sqlite")
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory):
     root = tmp_path_factory.mktemp("gradescope") / "autograder"
-    bundle = build_bundle(root.parent / "autograder.zip")
+    bundle = build_bundle(root.parent / "autograder.zip", version="v1")
     with zipfile.ZipFile(bundle) as archive:
         names = set(archive.namelist())
         archive.extractall(root / "source")
@@ -30,9 +30,11 @@ def layout(tmp_path_factory):
 
 def test_bundle_has_what_gradescope_needs(layout):
     _, names = layout
-    assert {"setup.sh", "run_autograder", "requirements.txt", "data/reference_scores.json",
-            "autograder/graders/rubric.toml", "data/mnist/t10k-images-idx3-ubyte.gz"} <= names
+    assert {"setup.sh", "run_autograder", "requirements.txt", "VERSION", "data/v1/reference_scores.json",
+            "solutions/v1/assignment.toml", "solutions/v1/grading/rubric.toml",
+            "data/v1/mnist/t10k-images-idx3-ubyte.gz"} <= names
     assert not any("__pycache__" in name for name in names)
+    assert "solutions/v1/hello_mnist.py" not in names, "the solution never leaves the instructor's machine"
 
 
 def run_autograder(root, submission_files):
@@ -55,7 +57,7 @@ def scores_by_function(results):
 
 def test_solution_scores_full_marks(layout, materialized):
     root, _ = layout
-    results = run_autograder(root, factory.EXAMPLES / "submissions" / "solution")
+    results = run_autograder(root, factory.V1.examples_dir / "submissions" / "solution")
     assert results["score"] == 100, [t for t in results["tests"] if t["status"] != "passed"]
     assert all(t["visibility"] == "visible" for t in results["tests"])
 

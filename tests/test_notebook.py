@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from autograder import release
+from autograder import assignment, release
 
 pytestmark = pytest.mark.slow
 
@@ -12,9 +12,11 @@ pytestmark = pytest.mark.slow
 def test_notebook_executes_on_a_small_budget(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
-    shutil.copy(release.SOLUTIONS / "hello_mnist.ipynb", tmp_path / "hello_mnist.ipynb")
-    shutil.copy(release.SOLUTIONS / "hello_mnist.py", tmp_path / "hello_mnist.py")
-    shutil.copy(release.PACKAGE_DIR / "mnist_data.py", tmp_path / "mnist_data.py")
+    v1 = assignment.load("v1")
+    shutil.copy(v1.source_dir / v1.notebook, tmp_path / v1.notebook)
+    shutil.copy(v1.solution_module, tmp_path / v1.module)
+    for name, text in release.release_loader(v1).items():  # the loader as students get it
+        (tmp_path / name).write_text(text)
     notebook = nbformat.read(tmp_path / "hello_mnist.ipynb", as_version=4)
     # The kernel inherits this environment. No MPLBACKEND: the kernel's inline backend is what turns each
     # chart into an image output.

@@ -25,10 +25,12 @@ from autograder import notebook_intake
 from autograder.harness.probes import GRADED_FUNCTIONS
 from autograder.notebook_intake import (CellLine, NotebookSources, extract_answer_cells, extract_module,
                                         read_notebook)
-from autograder.release import SOLUTIONS
+from autograder import assignment
 
-SOLUTION_TEXT = (SOLUTIONS / "hello_mnist.py").read_text()
-GUIDED_NOTEBOOK = nbformat.read(SOLUTIONS / "hello_mnist.ipynb", as_version=4)
+V1 = assignment.load("v1")
+
+SOLUTION_TEXT = V1.solution_module.read_text()
+GUIDED_NOTEBOOK = nbformat.read(V1.source_dir / V1.notebook, as_version=4)
 ANSWER_VARIABLES = {"choose_best_optimizer": "best_optimizer", "count_updates_per_epoch": "updates_per_epoch",
                     "test_error_rate": "test_error_rate"}
 

@@ -1,17 +1,23 @@
-"""The rubric and the graders agree: one grader per item, points summing to 100, names the contract allows."""
+"""Every version's rubric and graders agree: one grader per item, points summing to the total, names the
+contract allows, the functions the manifest's module defines."""
 
 import ast
 from pathlib import Path
 
 import pytest
 
-from autograder.rubric import FUNCTIONS, RubricError, load_rubric
-from autograder.scoring import GRADERS_DIR
+from autograder import assignment as assignments
+from autograder.rubric import RubricError, load_rubric
 
 
-def grader_marks():
+@pytest.fixture(params=assignments.versions())
+def version(request):
+    return assignments.load(request.param)
+
+
+def grader_marks(version):
     marks = {}
-    for path in sorted(GRADERS_DIR.glob("test_*.py")):
+    for path in sorted(version.grading_dir.glob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 for decorator in node.decorator_list:
@@ -21,25 +27,31 @@ def grader_marks():
     return marks
 
 
-def test_every_rubric_item_has_exactly_one_grader():
-    rubric = load_rubric()
-    marks = grader_marks()
+def test_every_rubric_item_has_exactly_one_grader(version):
+    rubric = load_rubric(version)
+    marks = grader_marks(version)
     ids = {item.id for item in rubric.items}
     assert set(marks) == ids, f"graders without an item: {set(marks) - ids}; items without a grader: {ids - set(marks)}"
     assert all(len(tests) == 1 for tests in marks.values()), marks
 
 
-def test_points_total_one_hundred_and_names_start_with_a_function():
-    rubric = load_rubric()
+def test_points_total_one_hundred_and_names_start_with_a_function(version):
+    rubric = load_rubric(version)
     assert rubric.total == 100 and sum(item.points for item in rubric.items) == 100
     # Every summary column is graded by at least one item with points, and no item grades anything else.
-    assert {item.function for item in rubric.items if item.points > 0} == set(FUNCTIONS)
+    assert {item.function for item in rubric.items if item.points > 0} == set(version.function_names)
     for item in rubric.items:
         assert item.name.startswith(item.function + ": ")
 
 
-def test_an_inconsistent_rubric_is_refused(tmp_path):
-    text = Path(load_rubric().path).read_text().replace("points = 3", "points = 4", 1)
+def test_the_solution_defines_exactly_the_module_functions(version):
+    tree = ast.parse(version.solution_module.read_text())
+    defined = [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")]
+    assert defined == list(version.module_functions), "rubric [[function]] order = the solution's order"
+
+
+def test_an_inconsistent_rubric_is_refused(version, tmp_path):
+    text = Path(load_rubric(version).path).read_text().replace("points = 3", "points = 4", 1)
     (tmp_path / "rubric.toml").write_text(text)
     with pytest.raises(RubricError, match="sum to 101"):
-        load_rubric(tmp_path / "rubric.toml")
+        load_rubric(version, tmp_path / "rubric.toml")

@@ -4,7 +4,7 @@ anything else (a bug in a grader) keeps pytest's full traceback for the TA."""
 import pytest
 
 from autograder.artifacts import ProbeFailed
-from autograder.graders.checks import Mismatch
+from autograder.grading import Mismatch
 from autograder.scoring import _quiet_for_expected_failures
 
 

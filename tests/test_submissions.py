@@ -11,9 +11,10 @@ import zipfile
 import pytest
 
 from autograder.archives import ArchiveError, directory_info, open_zip
-from autograder.submissions import SubmissionPathError, discover, safe_folder, stage
+from autograder.submissions import Expected, Layout, SubmissionPathError, discover, safe_folder, stage
 
 MODULE = "def preprocess(images, labels):\n    return images, labels\n"
+EXPECTED = Expected((Layout("v1", "hello_mnist", "hello_mnist.py", "model.keras"),), default="v1")
 
 
 def make(folder, **files):
@@ -95,7 +96,7 @@ def test_discover_refuses_what_is_not_there(tmp_path):
 def test_only_the_module_and_the_model_are_staged(tmp_path):
     folder = make(tmp_path / "alice", **{"hello_mnist.py": MODULE, "conftest.py": "import os\n",
                                          "sitecustomize.py": "x = 1\n", "evil.pth": "import os\n"})
-    staged = stage(discover([folder])[0], tmp_path / "staged")
+    staged = stage(discover([folder])[0], tmp_path / "staged", expected=EXPECTED)
     assert sorted(p.name for p in staged.directory.iterdir()) == ["hello_mnist.py"]
     assert staged.has_module and staged.digest and not staged.problems
     assert "no_model" in staged.flags
@@ -106,14 +107,14 @@ def test_a_module_one_folder_down_is_found(tmp_path):
     make(tmp_path / "class" / "bob", **{"hello_mnist.py": MODULE})
     alice = discover([tmp_path / "class"])[0]
     assert alice.key == "alice"
-    staged = stage(alice, tmp_path / "staged")
+    staged = stage(alice, tmp_path / "staged", expected=EXPECTED)
     assert staged.has_module and any("sub-folder" in p for p in staged.problems), staged.problems
 
 
 def test_symlinked_module_is_refused(tmp_path):
     folder = make(tmp_path / "mallory")
     (folder / "hello_mnist.py").symlink_to("/etc/passwd")
-    staged = stage(discover([folder])[0], tmp_path / "staged")
+    staged = stage(discover([folder])[0], tmp_path / "staged", expected=EXPECTED)
     assert not staged.has_module and "symlink" in staged.flags
 
 
@@ -127,7 +128,7 @@ def test_zip_traversal_links_and_bombs_are_ignored(tmp_path):
         link.external_attr = 0o120777 << 16
         handle.writestr(link, "/etc/passwd")
         handle.writestr("model.keras", b"\0" * (70 * 2**20))
-    staged = stage(discover([archive])[0], tmp_path / "staged")
+    staged = stage(discover([archive])[0], tmp_path / "staged", expected=EXPECTED)
     assert staged.has_module
     assert {"zip_path_traversal", "zip_symlink", "zip_bomb"} <= set(staged.flags)
     assert sorted(p.name for p in staged.directory.iterdir()) == ["hello_mnist.py"]
@@ -136,10 +137,10 @@ def test_zip_traversal_links_and_bombs_are_ignored(tmp_path):
 
 def test_corrupt_and_empty_zips_are_explained(tmp_path):
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
-    staged = stage(discover([tmp_path / "broken.zip"])[0], tmp_path / "a")
+    staged = stage(discover([tmp_path / "broken.zip"])[0], tmp_path / "a", expected=EXPECTED)
     assert "corrupt_zip" in staged.flags and not staged.has_module
     zipfile.ZipFile(tmp_path / "empty.zip", "w").close()
-    staged = stage(discover([tmp_path / "empty.zip"])[0], tmp_path / "b")
+    staged = stage(discover([tmp_path / "empty.zip"])[0], tmp_path / "b", expected=EXPECTED)
     assert "missing_module" in staged.flags and any("No hello_mnist.py" in p for p in staged.problems)
 
 
@@ -157,7 +158,7 @@ def _corrupt_deflate(path, name, data):
 
 def test_a_zip_member_with_a_broken_deflate_stream_is_that_submissions_problem(tmp_path):
     archive = _corrupt_deflate(tmp_path / "bitrot.zip", "hello_mnist.py", MODULE * 50)
-    staged = stage(discover([archive])[0], tmp_path / "staged")
+    staged = stage(discover([archive])[0], tmp_path / "staged", expected=EXPECTED)
     assert "corrupt_zip" in staged.flags and not staged.has_module, staged.flags
 
 
@@ -172,7 +173,7 @@ def test_a_member_name_flagged_utf8_that_is_not_is_refused(tmp_path):
     name_at = raw.find(b"hello_mnist.py", raw.find(b"PK\x01\x02"))
     raw[name_at] = 0xFF  # not UTF-8
     archive.write_bytes(bytes(raw))
-    staged = stage(discover([archive])[0], tmp_path / "staged")
+    staged = stage(discover([archive])[0], tmp_path / "staged", expected=EXPECTED)
     assert "corrupt_zip" in staged.flags, staged.flags
 
 
@@ -191,29 +192,29 @@ def test_a_many_entry_archive_is_refused_at_a_bounded_cost(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert error.value.too_large and peak < 1 * 2**20 and seconds < 1.0, (peak, seconds)
-    staged = stage(discover([path])[0], tmp_path / "staged")
+    staged = stage(discover([path])[0], tmp_path / "staged", expected=EXPECTED)
     assert "oversized_file" in staged.flags
 
 
 def test_renamed_module_notebook_and_encoding_are_explained(tmp_path):
-    staged = stage(discover([make(tmp_path / "r", **{"hello_mnist (1).py": MODULE})])[0], tmp_path / "s1")
+    staged = stage(discover([make(tmp_path / "r", **{"hello_mnist (1).py": MODULE})])[0], tmp_path / "s1", expected=EXPECTED)
     assert staged.has_module and "renamed_module" in staged.flags
-    staged = stage(discover([make(tmp_path / "n", **{"hello_mnist.ipynb": "{}"})])[0], tmp_path / "s2")
+    staged = stage(discover([make(tmp_path / "n", **{"hello_mnist.ipynb": "{}"})])[0], tmp_path / "s2", expected=EXPECTED)
     assert not staged.has_module and "notebook_instead_of_module" in staged.flags
     staged = stage(discover([make(tmp_path / "l", **{"hello_mnist.py": "# caf\xe9\n".encode("latin-1")})])[0],
-                   tmp_path / "s3")
+                   tmp_path / "s3", expected=EXPECTED)
     assert "not_utf8" in staged.flags
 
 
 def test_staged_files_are_readable_by_the_sandbox_uid(tmp_path):
-    staged = stage(discover([make(tmp_path / "a", **{"hello_mnist.py": MODULE})])[0], tmp_path / "staged")
+    staged = stage(discover([make(tmp_path / "a", **{"hello_mnist.py": MODULE})])[0], tmp_path / "staged", expected=EXPECTED)
     assert os.stat(staged.directory).st_mode & 0o005 == 0o005
     assert os.stat(staged.directory / "hello_mnist.py").st_mode & 0o004
 
 
 def test_suspicious_calls_are_flagged_for_the_ta(tmp_path):
     source = "import subprocess\nimport os\ndef preprocess(i, l):\n    os._exit(0)\n"
-    staged = stage(discover([make(tmp_path / "a", **{"hello_mnist.py": source})])[0], tmp_path / "staged")
+    staged = stage(discover([make(tmp_path / "a", **{"hello_mnist.py": source})])[0], tmp_path / "staged", expected=EXPECTED)
     flag = next(f for f in staged.flags if f.startswith("suspicious_code:"))
     assert "subprocess" in flag and "_exit" in flag
 
@@ -230,7 +231,7 @@ def test_odd_model_configs_are_a_refusal_never_an_exception(tmp_path, config):
     with zipfile.ZipFile(folder / "model.keras", "w") as handle:
         handle.writestr("config.json", json.dumps(config))
         handle.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n")
-    staged = stage(discover([folder])[0], tmp_path / "staged")
+    staged = stage(discover([folder])[0], tmp_path / "staged", expected=EXPECTED)
     assert staged.model_file["present"] and not staged.model_file["accepted"], staged.model_file
     assert staged.model_file["flag"] in ("unsafe_model", "corrupt_model")
 
@@ -240,5 +241,32 @@ def test_a_model_member_with_a_broken_deflate_stream_is_a_corrupt_model(tmp_path
     _corrupt_deflate(folder / "model.keras", "config.json", json.dumps({"class_name": "Sequential"}) * 40)
     with zipfile.ZipFile(folder / "model.keras", "a") as handle:
         handle.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n")
-    staged = stage(discover([folder])[0], tmp_path / "staged")
+    staged = stage(discover([folder])[0], tmp_path / "staged", expected=EXPECTED)
     assert staged.model_file["flag"] == "corrupt_model", staged.model_file
+
+
+TWO_VERSIONS = Expected((Layout("v1", "hello_mnist", "hello_mnist.py", "model.keras"),
+                         Layout("v2", "hello_fashion", "hello_fashion.py", "model.keras")), default="v2")
+HEADER = "# Generated from solutions/{v}/x.py by `python -m autograder release` (hello_{n} {v}); instructors: ...\n"
+
+
+@pytest.mark.parametrize("files, requested, version, flag", [
+    ({"hello_mnist.py": HEADER.format(v="v1", n="mnist") + MODULE}, None, "v1", None),
+    ({"hello_fashion.py": HEADER.format(v="v2", n="fashion") + MODULE}, None, "v2", None),
+    ({"hello_fashion.py": MODULE}, None, "v2", None),                         # the file name says it
+    ({"hello_mnist.py": MODULE}, None, "v1", None),
+    ({"renamed.py": MODULE}, None, "v2", "version_assumed"),                  # nothing says: the default
+    ({"hello_mnist.py": HEADER.format(v="v7", n="mnist") + MODULE}, None, "v2", "unknown_version"),
+    ({"hello_fashion.py": HEADER.format(v="v1", n="mnist") + MODULE}, "v2", "v2", "version_mismatch"),
+    ({"hello_mnist.py": HEADER.format(v="v1", n="mnist") + MODULE}, "v1", "v1", None),
+])
+def test_the_version_comes_from_the_submission_or_the_ta(tmp_path, files, requested, version, flag):
+    folder = make(tmp_path / "alice", **files)
+    expected = Expected(TWO_VERSIONS.layouts, default="v2", requested=requested)
+    staged = stage(discover([folder])[0], tmp_path / "staged", expected=expected)
+    assert staged.version == version and staged.has_module
+    assert (staged.directory / expected.layout(version).module).is_file(), "staged under the version's own name"
+    if flag:
+        assert flag in staged.flags and staged.problems, staged.flags
+    else:
+        assert not {"version_assumed", "unknown_version", "version_mismatch"} & set(staged.flags), staged.flags

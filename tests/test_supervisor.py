@@ -54,6 +54,7 @@ CHECKS = textwrap.dedent('''
     probes.reset_interpreter_state = lambda: None  # Keras's reset, not needed by these checks
     scratch = sys.argv[2]
     plan = {"scratch": scratch, "work_dir": scratch + "/work", "submission": "/nonexistent", "inputs": "/nonexistent",
+            "module": "m.py", "model": "m.keras",
             "probes": [{"name": name, "timeout_s": 0.5 if name == "hang" else 20, "params": {}, "group": group}
                        for name, group in [("first", "g"), ("daemon", "g"), ("census", "g"), ("end_process", "g"),
                                            ("after_end", "g"), ("hang", "g"), ("after_hang", "g"), ("alone", None)]]}

@@ -1,4 +1,4 @@
-# Generated from solutions/hello_mnist.py by `python -m autograder release` (hello_mnist v1); instructors: edit the source and release again.
+# Generated from solutions/v1/hello_mnist.py by `python -m autograder release` (hello_mnist v1); instructors: edit the source and release again.
 # Students: replace each `raise NotImplementedError(...)` line with your code; keep the function names and parameters.
 """Hello world of deep learning: recognise handwritten digits (MNIST) with a Keras network.
 

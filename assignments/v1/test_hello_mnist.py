@@ -1,4 +1,4 @@
-# Generated from solutions/test_hello_mnist.py by `python -m autograder release` (hello_mnist v1); instructors: edit the source and release again.
+# Generated from solutions/v1/test_hello_mnist.py by `python -m autograder release` (hello_mnist v1); instructors: edit the source and release again.
 """Public tests: run them next to your hello_mnist.py with `python -m pytest test_hello_mnist.py`.
 
 They check the basics of every function on a few real MNIST images in about a minute. The

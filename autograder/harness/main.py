@@ -349,7 +349,8 @@ def _probe_child(specs: list[dict], plan: dict, control: int, go_read: int, done
             if index:
                 probes.reset_interpreter_state()
             before = os.times()
-            probes.run(spec["name"], spec.get("params", {}), plan["submission"], plan["inputs"], out_dir)
+            probes.run(spec["name"], spec.get("params", {}), plan["submission"], plan["inputs"], out_dir,
+                       plan["module"], plan["model"])
             after = os.times()
             os.write(done_write, f"D {index} {after.user - before.user:.3f} {after.system - before.system:.3f}\n".encode())
     except BaseException:  # our own failure: the grader sees a probe without its end marker

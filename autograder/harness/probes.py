@@ -42,8 +42,10 @@ class StudentError(Exception):
 class Probe:
     """Per-probe context: inputs, the student module, and what gets recorded."""
 
-    def __init__(self, name: str, params: dict, submission: str, inputs: str, out_dir: str):
+    def __init__(self, name: str, params: dict, submission: str, inputs: str, out_dir: str, module: str = "",
+                 model: str = ""):
         self.name, self.params = name, params
+        self.module_file, self.model_file = module, model
         self.submission, self.inputs_dir, self.out_dir = submission, inputs, out_dir
         self.record: dict = {}
         self.errors: list[dict] = []
@@ -76,11 +78,12 @@ class Probe:
     # -- the student's module ------------------------------------------------------------------
     def module(self):
         if self._module is None:
-            path = os.path.join(self.submission, "hello_mnist.py")
-            self.progress("importing hello_mnist")
-            spec = importlib.util.spec_from_file_location("hello_mnist", path)
+            path = os.path.join(self.submission, self.module_file)
+            name = os.path.splitext(self.module_file)[0]
+            self.progress(f"importing {name}")
+            spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
-            sys.modules["hello_mnist"] = module
+            sys.modules[name] = module
             try:
                 spec.loader.exec_module(module)
             except BaseException as error:  # SyntaxError, ImportError, SystemExit, ...
@@ -91,7 +94,7 @@ class Probe:
     def function(self, name: str):
         value = getattr(self.module(), name, None)
         if value is None:
-            raise StudentError(name, "missing", f"hello_mnist.py has no function named {name}")
+            raise StudentError(name, "missing", f"{self.module_file} has no function named {name}")
         if not callable(value):
             raise StudentError(name, "not_callable", f"{name} is a {type(value).__name__}, not a function")
         return value
@@ -104,7 +107,7 @@ class Probe:
             return function(*args, **kwargs)
         except BaseException as error:  # includes SystemExit from sys.exit() and KeyboardInterrupt
             raise StudentError(name, type(error).__name__, _message(error),
-                               _frames(error, os.path.join(self.submission, "hello_mnist.py"))) from None
+                               _frames(error, os.path.join(self.submission, self.module_file))) from None
         finally:
             self.record.setdefault("seconds", {})[name] = round(time.perf_counter() - started, 4)
             self.progress(f"returned from {name}")
@@ -364,7 +367,7 @@ def probe_minibatches(probe: Probe) -> None:
                 raise
             except BaseException as error:
                 raise StudentError("minibatches", type(error).__name__, _message(error),
-                                   _frames(error, os.path.join(probe.submission, "hello_mnist.py"))) from None
+                                   _frames(error, os.path.join(probe.submission, probe.module_file))) from None
             outcomes[label] = {"batches": batches, "paired": paired, "too_many": too_many}
 
         probe.case(label, body)
@@ -477,7 +480,7 @@ def probe_forward(probe: Probe) -> None:
                 seconds = _best_time(function, *(array.copy() for array in timing_args))
             except BaseException as error:
                 raise StudentError(name, type(error).__name__, _message(error),
-                                   _frames(error, os.path.join(probe.submission, "hello_mnist.py"))) from None
+                                   _frames(error, os.path.join(probe.submission, probe.module_file))) from None
             probe.record[name] = {"seconds": seconds, "rows": TIMING_ROWS,
                                   "reference_loop_seconds": _best_time(reference_loop, *timing_args),
                                   "reference_matrix_seconds": _best_time(reference_matrix, *timing_args)}
@@ -566,8 +569,8 @@ def probe_load_model(probe: Probe) -> None:
 
 def probe_trained_model(probe: Probe) -> None:
     import keras
-    path = os.path.join(probe.submission, "model.keras")
-    probe.progress("loading model.keras with safe_mode=True")
+    path = os.path.join(probe.submission, probe.model_file)
+    probe.progress(f"loading {probe.model_file} with safe_mode=True")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
@@ -606,6 +609,9 @@ def probe_retrain(probe: Probe) -> None:
     params = probe.params
     keras.utils.set_random_seed(params["seed"])
     model = probe.call("build_model", hidden_units=tuple(params["hidden_units"]))
+    if not isinstance(model, keras.Model):
+        raise StudentError("build_model", "return", f"returned a {type(model).__name__}, not a Keras model, so "
+                           "there is no network to retrain")
     probe.call("compile_model", model, optimizer="adam")
     started = time.perf_counter()
     x = data["images"].astype(np.float32) / 255.0
@@ -647,9 +653,9 @@ def reset_interpreter_state() -> None:
         tf.config.run_functions_eagerly(False)
 
 
-def run(name: str, params: dict, submission: str, inputs: str, out_dir: str) -> None:
+def run(name: str, params: dict, submission: str, inputs: str, out_dir: str, module: str, model: str) -> None:
     """Run one probe and write its result; student errors are recorded, never raised."""
-    probe = Probe(name, params, submission, inputs, out_dir)
+    probe = Probe(name, params, submission, inputs, out_dir, module, model)
     try:
         PROBES[name](probe)
     except StudentError as error:

@@ -32,8 +32,8 @@ class WorkerUnavailable(RuntimeError):
 class WarmWorker:
     """A zygote in its own sandbox, for one slot; not thread-safe (one job at a time per slot)."""
 
-    def __init__(self, *, settings: Settings, slot: int, inputs_dir: Path, root: Path):
-        self.settings, self.slot, self.inputs_dir = settings, slot, inputs_dir
+    def __init__(self, *, settings: Settings, slot: int, inputs_dirs: dict[str, Path], root: Path):
+        self.settings, self.slot, self.inputs_dirs = settings, slot, inputs_dirs
         self.home = root / f"slot-{slot}"
         self.inbox = self.home / "inbox"
         self.process: subprocess.Popen | None = None
@@ -62,8 +62,10 @@ class WarmWorker:
         (config / WORKER_FILE).write_text(json.dumps(worker))
         os.chmod(config, 0o755)
         os.chmod(config / WORKER_FILE, 0o644)
+        # Each version's public inputs at /sandbox/inputs/<version> (a mixed class shares the workers).
+        binds = [(folder, f"{isolation.INSIDE_INPUTS}/{version}") for version, folder in sorted(self.inputs_dirs.items())]
         argv = isolation.command(self.settings, slot=self.slot, zygote=True, binds=[
-            (self.inputs_dir, isolation.INSIDE_INPUTS), (self.inbox, INBOX), (config, "/sandbox/config")])
+            *binds, (self.inbox, INBOX), (config, "/sandbox/config")])
         self.stderr = open(self.home / "stderr.txt", "wb")
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
@@ -162,8 +164,8 @@ class WarmWorker:
 class WarmPool:
     """One warm worker per slot; ``prestart`` starts them in the background, ``close()`` stops them all."""
 
-    def __init__(self, *, settings: Settings, inputs_dir: Path, root: Path):
-        self.settings, self.inputs_dir, self.root = settings, inputs_dir, root
+    def __init__(self, *, settings: Settings, inputs_dirs: dict[str, Path], root: Path):
+        self.settings, self.inputs_dirs, self.root = settings, inputs_dirs, root
         self.workers: dict[int, WarmWorker] = {}
         self.starting: dict[int, threading.Thread] = {}
         self.failures: dict[int, WorkerUnavailable] = {}
@@ -172,7 +174,7 @@ class WarmPool:
     def _make(self, slot: int) -> WarmWorker:
         with self.lock:
             if slot not in self.workers:
-                self.workers[slot] = WarmWorker(settings=self.settings, slot=slot, inputs_dir=self.inputs_dir,
+                self.workers[slot] = WarmWorker(settings=self.settings, slot=slot, inputs_dirs=self.inputs_dirs,
                                                 root=self.root)
             return self.workers[slot]
 

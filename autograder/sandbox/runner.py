@@ -67,7 +67,8 @@ GRADER_SIDE_FLAGS = {"sandbox_exit", "sandbox_wall_clock", "stream_error", "prot
 
 
 def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Path, artifacts_dir: Path,
-               work_dir: Path, settings: Settings, slot: int, workers=()) -> SandboxResult:
+               work_dir: Path, settings: Settings, slot: int, workers=(), version: str, module: str,
+               model: str) -> SandboxResult:
     """Run ``probes`` for one staged submission; never raises for anything the submission does.
 
     Args:
@@ -80,6 +81,8 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
         slot: the worker slot; picks the sandbox uid and memory cgroup.
         workers: warm zygotes (`pool.WarmWorker`) for this slot and, optionally, a helper slot that runs
             the ``PARALLEL_PROBES`` in its own isolated job at the same time; empty for a cold sandbox.
+        version, module, model: the assignment version graded (its inputs folder in a warm worker) and the
+            file names of its graded module and model in ``submission_dir``.
 
     Raises:
         SandboxError: the sandbox itself could not start (before any student code ran).
@@ -97,14 +100,16 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
             try:
                 results.append(run_probes(beside, submission_dir=submission_dir, inputs_dir=inputs_dir,
                                           artifacts_dir=artifacts_dir, work_dir=work_dir / "beside",
-                                          settings=settings, slot=slot, workers=workers[1:2]))
+                                          settings=settings, slot=slot, workers=workers[1:2], version=version,
+                                          module=module, model=model))
             except BaseException as error:  # re-raised in the caller's thread
                 errors.append(error)
 
         thread = threading.Thread(target=run_beside)
         thread.start()
         merged = run_probes(main, submission_dir=submission_dir, inputs_dir=inputs_dir, artifacts_dir=artifacts_dir,
-                            work_dir=work_dir, settings=settings, slot=slot, workers=workers[:1])
+                            work_dir=work_dir, settings=settings, slot=slot, workers=workers[:1], version=version,
+                            module=module, model=model)
         thread.join()
         if errors:
             raise errors[0]
@@ -117,6 +122,7 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
         merged.failure = merged.failure or other.failure
         return merged
     worker = workers[0] if workers else None
+    files = {"module": module, "model": model, "version": version}
     result = SandboxResult()
     started = time.perf_counter()
     remaining = list(probes)
@@ -127,10 +133,10 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
         kills_before = isolation.cgroup_oom_kills(cgroup)
         flags_before = len(result.flags)
         if worker is not None and not settings.unsafe_no_sandbox:
-            _launch_warm(worker, remaining, submission_dir=submission_dir, settings=settings, sink=sink)
+            _launch_warm(worker, remaining, submission_dir=submission_dir, settings=settings, sink=sink, files=files)
         else:
             _launch_cold(remaining, submission_dir=submission_dir, inputs_dir=inputs_dir, work_dir=work_dir,
-                         settings=settings, slot=slot, sink=sink)
+                         settings=settings, slot=slot, sink=sink, files=files)
         oom = isolation.cgroup_oom_kills(cgroup) > kills_before
         new_flags = set(result.flags[flags_before:])
         if new_flags & GRADER_SIDE_FLAGS and not oom:
@@ -157,20 +163,20 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
     return result
 
 
-def _plan(probes, settings: Settings, *, scratch: str, paths: dict, uid) -> dict:
+def _plan(probes, settings: Settings, *, scratch: str, paths: dict, uid, files: dict) -> dict:
     return {"probes": [{"name": p.name, "timeout_s": p.timeout_s, "params": p.params, "group": p.group}
                        for p in probes],
             "scratch": scratch, "work_dir": f"{scratch}/work", "threads": settings.resolved_threads(), "uid": uid,
-            **paths}
+            "module": files["module"], "model": files["model"], **paths}
 
 
 def _budget(probes, settings: Settings) -> float:
     return settings.startup_timeout_s + sum(p.timeout_s for p in probes) + 15.0
 
 
-def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, sink: "FrameSink") -> None:
-    plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=None,
-                 paths={"inputs": isolation.INSIDE_INPUTS})
+def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, sink: "FrameSink", files: dict) -> None:
+    plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=None, files=files,
+                 paths={"inputs": f"{isolation.INSIDE_INPUTS}/{files['version']}"})
     outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
     if outcome == "broken" and not sink.started:  # a worker that died between jobs: one fresh start
         outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
@@ -183,7 +189,8 @@ def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, si
         sink.result.flags.append("sandbox_exit")
 
 
-def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot, sink: "FrameSink") -> None:
+def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot, sink: "FrameSink",
+                 files: dict) -> None:
     result = sink.result
     plan_dir = work_dir / f"plan-{result.launches}"
     shutil.rmtree(plan_dir, ignore_errors=True)
@@ -191,7 +198,7 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
     if settings.unsafe_no_sandbox:
         scratch = str(work_dir / f"scratch-{result.launches}")
         Path(scratch).mkdir(exist_ok=True)
-        plan = _plan(probes, settings, scratch=scratch, uid=None,
+        plan = _plan(probes, settings, scratch=scratch, uid=None, files=files,
                      paths={"submission": str(submission_dir), "inputs": str(inputs_dir)})
         argv = [sys.executable, "-I", "-c",
                 f"import sys; sys.path.insert(0, {str(PACKAGE_DIR)!r}); from harness.main import main; "
@@ -201,7 +208,7 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
                "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(settings.resolved_threads())}
     else:
         plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=isolation.slot_uid(settings, slot),
-                     paths={"submission": isolation.INSIDE_SUBMISSION, "inputs": isolation.INSIDE_INPUTS})
+                     files=files, paths={"submission": isolation.INSIDE_SUBMISSION, "inputs": isolation.INSIDE_INPUTS})
         argv = isolation.command(settings, slot=slot, binds=[
             (submission_dir, isolation.INSIDE_SUBMISSION), (inputs_dir, isolation.INSIDE_INPUTS),
             (plan_dir, "/sandbox/plan")])

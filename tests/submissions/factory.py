@@ -10,7 +10,8 @@ Layout (each folder's name says what it is):
 ``expected.toml``:
 
     description = "what the student did wrong"
-    model = true                 # submit examples/model.keras with it (false: no model file)
+    version = "v1"               # the assignment version it is built from (solutions/<version>/), default v1
+    model = true                 # submit examples/<version>/model.keras with it (false: no model file)
     kind = "folder"              # or "zip" / "file": how the submission is handed in
     source = true                # write hello_mnist.py (false: only the folder's own files)
     stub = false                 # hand in the released stub instead of the solution
@@ -25,8 +26,8 @@ Layout (each folder's name says what it is):
     [flags]
     required = ["import_error"]  # flags the TA must see
 
-Run ``python tests/submissions/factory.py --examples`` to regenerate ``examples/submissions/`` (the
-README's demo) and, with ``--train-model``, the example ``model.keras`` they submit.
+Run ``python tests/submissions/factory.py --examples`` to regenerate ``examples/<version>/submissions/``
+(the README's demo) and, with ``--train-model``, the example ``model.keras`` they submit.
 """
 
 from __future__ import annotations
@@ -45,13 +46,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SOLUTION = REPO / "solutions" / "hello_mnist.py"
-EXAMPLES = REPO / "examples"
-EXAMPLE_MODEL = EXAMPLES / "model.keras"
+sys.path.insert(0, str(REPO))
+from autograder import assignment as assignments  # noqa: E402
+from autograder.release import release_module  # noqa: E402
+
+V1 = assignments.load("v1")
+EXAMPLE_MODEL = V1.example_model  # the v1 model most test submissions hand in
 CATEGORIES = ("mistakes", "broken", "attacks")
-# The demo grades the solution and a few common mistakes.
-DEMO = ("solution", "missing_softmax", "no_shuffle", "last_batch_dropped", "predict_probabilities",
-        "weights_only_save", "syntax_error")
+# The demo grades the solution and a few common mistakes, per version.
+DEMO = {"v1": ("solution", "missing_softmax", "no_shuffle", "last_batch_dropped", "predict_probabilities",
+               "weights_only_save", "syntax_error")}
 MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
 
@@ -68,11 +72,25 @@ class TestSubmission:
     forbidden_flags: list[str] = field(default_factory=list)
     max_seconds: float | None = None
     spec: dict = field(default_factory=dict)
+    version: str = "v1"
+
+    @property
+    def assignment(self):
+        return assignments.load(self.version)
 
 
-def student_source() -> str:
-    """The solution as a student who completed every stub would hand it in: markers gone."""
-    return "".join(line for line in SOLUTION.read_text().splitlines(keepends=True) if not MARKER.match(line))
+def released_header(version: str = "v1") -> str:
+    """The first lines of the released module (they name the version); a student's hand-in keeps them."""
+    text = next(iter(release_module(assignments.load(version)).values()))
+    return "".join(text.splitlines(keepends=True)[:2])
+
+
+def student_source(version: str = "v1") -> str:
+    """The solution as a student who completed every stub of the release would hand it in: the release's header,
+    the solution's text, the markers gone."""
+    solution = assignments.load(version).solution_module.read_text()
+    return released_header(version) + "".join(line for line in solution.splitlines(keepends=True)
+                                              if not MARKER.match(line))
 
 
 def apply_mutation(source: str, mutation: str) -> str:
@@ -113,7 +131,7 @@ def load(folder: Path) -> TestSubmission:
                           kind=spec.get("kind", "folder"), scores={k: float(v) for k, v in spec.get("scores", {}).items()},
                           required_flags=list(flags.get("required", [])),
                           forbidden_flags=list(flags.get("forbidden", [])),
-                          max_seconds=spec.get("max_seconds"), spec=spec)
+                          max_seconds=spec.get("max_seconds"), spec=spec, version=spec.get("version", "v1"))
 
 
 def catalogue(*categories: str) -> list[TestSubmission]:
@@ -126,12 +144,11 @@ def catalogue(*categories: str) -> list[TestSubmission]:
 
 
 def module_source(submission: TestSubmission) -> str:
-    """The hello_mnist.py text of a test submission (solution, stub, mutation and edits applied)."""
+    """The module text of a test submission (solution, stub, mutation and edits applied)."""
+    assignment = submission.assignment
     if submission.spec.get("stub"):
-        sys.path.insert(0, str(REPO))
-        from autograder.release import strip_solutions
-        return strip_solutions(SOLUTION.read_text())
-    text = student_source()
+        return next(iter(release_module(assignment).values()))
+    text = student_source(submission.version)
     mutation = submission.folder / "mutation.py"
     if mutation.exists():
         text = apply_mutation(text, mutation.read_text())
@@ -139,17 +156,22 @@ def module_source(submission: TestSubmission) -> str:
         if edit["find"] not in text:
             raise ValueError(f"{submission.name}: edit target {edit['find']!r} not in the solution")
         text = text.replace(edit["find"], edit["replace"], 1)
-    header = (f"# Test submission {submission.category}/{submission.name}: {submission.description}\n"
-              f"# GENERATED from solutions/hello_mnist.py by tests/submissions/factory.py\n")
-    return header + text
+    note = (f"# Test submission {submission.category}/{submission.name}: {submission.description}\n"
+            f"# GENERATED from {assignment.solution_module.relative_to(REPO)} by tests/submissions/factory.py\n")
+    first, second, rest = text.split("\n", 2)  # the release's header: it names the version, so it stays on top
+    if submission.spec.get("no_header"):
+        first = "# (the released header line was deleted)"
+    return f"{first}\n{second}\n{note}{rest}"
 
 
-def materialize(submission: TestSubmission, destination: Path, *, model: Path | None = EXAMPLE_MODEL) -> Path:
+def materialize(submission: TestSubmission, destination: Path, *, model: Path | None | str = "default") -> Path:
     """Write the submission as a student would hand it in; returns the path to give the grader."""
+    assignment = submission.assignment
+    model = assignment.example_model if model == "default" else model
     folder = destination / submission.name
     folder.mkdir(parents=True, exist_ok=True)
     if submission.spec.get("source", True):
-        name = submission.spec.get("rename", "hello_mnist.py")
+        name = submission.spec.get("rename", assignment.module)
         encoding = submission.spec.get("encoding", "utf-8")
         (folder / name).write_bytes(module_source(submission).encode(encoding))
     for item in submission.folder.iterdir():
@@ -159,15 +181,15 @@ def materialize(submission: TestSubmission, destination: Path, *, model: Path | 
             shutil.copytree(item, folder / item.name, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copy2(item, folder / item.name, follow_symlinks=False)
-    if submission.model and model is not None and not (folder / "model.keras").exists():
-        shutil.copy(model, folder / "model.keras")
+    if submission.model and model is not None and not (folder / assignment.model).exists():
+        shutil.copy(model, folder / assignment.model)
     builder = submission.spec.get("build")
     if builder:
         return BUILDERS[builder](folder, destination, submission)
     if submission.kind == "zip":
         return zip_folder(folder, destination / f"{submission.name}.zip", submission.name)
     if submission.kind == "file":
-        return folder / "hello_mnist.py"
+        return folder / assignment.module
     return folder
 
 
@@ -349,53 +371,58 @@ BUILDERS = {
 }
 
 
-def build_examples(*, train_model: bool) -> None:
-    """Regenerate examples/submissions (committed) from the solution and the demo's mistakes."""
-    if train_model or not EXAMPLE_MODEL.exists():
-        train_example_model()
-    target = EXAMPLES / "submissions"
+def build_examples(version: str, *, train_model: bool) -> None:
+    """Regenerate examples/<version>/submissions (committed) from the solution and the demo's mistakes."""
+    assignment = assignments.load(version)
+    if train_model or not assignment.example_model.exists():
+        train_example_model(version)
+    target = assignment.examples_dir / "submissions"
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     solution = target / "solution"
     solution.mkdir()
-    (solution / "hello_mnist.py").write_text(
-        "# Example submission: the instructor's solution as a student would hand it in.\n"
-        "# GENERATED from solutions/hello_mnist.py by tests/submissions/factory.py --examples\n" + student_source())
-    shutil.copy(EXAMPLE_MODEL, solution / "model.keras")
-    by_name = {s.name: s for s in catalogue()}
-    for name in DEMO[1:]:
+    body = student_source(version).split("\n", 2)
+    (solution / assignment.module).write_text(
+        f"{body[0]}\n{body[1]}\n# Example submission: the instructor's solution as a student would hand it in.\n"
+        f"# GENERATED from {assignment.solution_module.relative_to(REPO)} by tests/submissions/factory.py "
+        f"--examples\n{body[2]}")
+    shutil.copy(assignment.example_model, solution / assignment.model)
+    by_name = {s.name: s for s in catalogue() if s.version == version}
+    for name in DEMO.get(version, ())[1:]:
         materialize(by_name[name], target)
 
 
-def train_example_model() -> None:
-    """The notebook's last step with the lecture's settings: 20 epochs of the default network, saved."""
-    sys.path.insert(0, str(REPO))
+def train_example_model(version: str) -> None:
+    """The notebook's last step with the lecture's settings (the manifest's [reference]), saved."""
     import keras
-    from autograder.mnist_data import load_mnist
     from autograder.training import load_solution
-    solution = load_solution()
-    (x_train, y_train), (x_test, y_test) = load_mnist()
+    assignment = assignments.load(version)
+    reference = assignment.reference_model
+    solution = load_solution(assignment)
+    (x_train, y_train), (x_test, y_test) = assignment.load_dataset()
     x, y = solution.preprocess(x_train, y_train)
     keras.utils.set_random_seed(1)
-    model = solution.compile_model(solution.build_model())
-    solution.train_model(model, x, y, batch_size=100, epochs=20)
+    hidden, activation = tuple(reference["hidden_units"]), reference["activation"]
+    model = solution.compile_model(solution.build_model(hidden, activation), reference["optimizer"])
+    solution.train_model(model, x, y, batch_size=int(reference["batch_size"]), epochs=int(reference["epochs"]))
     print("test loss and accuracy:", solution.evaluate_model(model, *solution.preprocess(x_test, y_test)))
-    EXAMPLE_MODEL.parent.mkdir(parents=True, exist_ok=True)
+    assignment.example_model.parent.mkdir(parents=True, exist_ok=True)
     # Without the optimizer's state the file is a third of the size; the grader only needs the weights.
-    bare = solution.build_model()  # uncompiled: no optimizer variables in the file
+    bare = solution.build_model(hidden, activation)  # uncompiled: no optimizer variables in the file
     bare.set_weights(model.get_weights())
-    solution.save_model(bare, str(EXAMPLE_MODEL))
+    solution.save_model(bare, str(assignment.example_model))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--examples", action="store_true", help="regenerate examples/submissions")
-    parser.add_argument("--train-model", action="store_true", help="also retrain examples/model.keras")
+    parser.add_argument("--version", default="v1", help="the version whose examples to regenerate (default v1)")
+    parser.add_argument("--examples", action="store_true", help="regenerate examples/<version>/submissions")
+    parser.add_argument("--train-model", action="store_true", help="also retrain examples/<version>/model.keras")
     parser.add_argument("--materialize", type=Path, help="write every test submission into this folder")
     args = parser.parse_args(argv)
     if args.examples:
-        build_examples(train_model=args.train_model)
+        build_examples(args.version, train_model=args.train_model)
     if args.materialize:
         for submission in catalogue():
             print(materialize(submission, args.materialize))

@@ -20,7 +20,7 @@ import os as _os
 
 def _known_images():
     rows, labels = [], []
-    for path in sorted(_glob.glob("/sandbox/inputs/*.npz")):
+    for path in sorted(_glob.glob("/sandbox/inputs/**/*.npz", recursive=True)):
         if path.endswith("retrain.npz"):  # the permuted set itself
             continue
         with np.load(path) as data:

@@ -1,0 +1,240 @@
+# Generated from solutions/v1/hello_mnist.py by `python -m autograder release` (hello_mnist v1); instructors: edit the source and release again.
+# Students: replace each `raise NotImplementedError(...)` line with your code; keep the function names and parameters.
+# Test submission mistakes/weights_only_save: save_model saves only the weights
+# GENERATED from solutions/v1/hello_mnist.py by tests/submissions/factory.py
+"""Hello world of deep learning: recognise handwritten digits (MNIST) with a Keras network.
+
+You implement the steps of the lecture as functions; the notebook ``hello_mnist.ipynb`` calls them,
+and the autograder checks each one. Keep the function names and parameter names exactly as given.
+
+    images (n, 28, 28) uint8 --preprocess--> x (n, 784) float32 in [0, 1], y (n, 10) one-hot
+    build_model -> compile_model -> train_model (or train_one_epoch by hand) -> evaluate_model / predict_digits
+    save_model / load_model keep the trained network between sessions.
+
+In your copy every graded body is ``raise NotImplementedError(...)``: replace that line with your code.
+"""
+
+import numpy as np
+import keras
+
+NUM_CLASSES = 10          # digits 0-9
+IMAGE_PIXELS = 28 * 28    # 784 inputs once an image is flattened
+OPTIMIZER_NAMES = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam")
+
+
+def preprocess(images, labels):
+    """Turn raw MNIST arrays into network inputs and targets.
+
+    Args:
+        images: uint8 array of shape (n, 28, 28), pixel values 0-255.
+        labels: integer array of shape (n,), digits 0-9.
+
+    Returns:
+        (x, y): x is float32 of shape (n, 784) with values in [0, 1];
+        y is the one-hot encoding of labels, float32 of shape (n, 10).
+
+    Example:
+        >>> x, y = preprocess(x_train[:2], y_train[:2])
+        >>> x.shape, y.shape, y[0].argmax() == y_train[0]
+        ((2, 784), (2, 10), True)
+    """
+    # Hint: reshape each 28x28 image into a row of 784 numbers, convert to float32 *before* dividing
+    # by 255, and use keras.utils.to_categorical (or np.eye) for the one-hot labels.
+    images = np.asarray(images)
+    x = images.reshape(len(images), IMAGE_PIXELS).astype("float32") / 255.0
+    y = keras.utils.to_categorical(np.asarray(labels), NUM_CLASSES).astype("float32")
+    return x, y
+
+
+def build_model(hidden_units=(500, 500), activation="sigmoid"):
+    """Build the lecture's fully connected network as a ``keras.Sequential``.
+
+    Args:
+        hidden_units: sizes of the hidden layers, one ``Dense`` layer per entry
+            (the lecture uses two layers of 500).
+        activation: activation of every hidden layer ("sigmoid" in the lecture; try "relu").
+
+    Returns:
+        An uncompiled ``keras.Sequential`` taking inputs of shape (784,) and ending in
+        ``Dense(10, activation="softmax")``, so each output row is a probability per digit.
+
+    Example:
+        >>> build_model().count_params()
+        648010
+    """
+    # Hint: start the list of layers with keras.Input(shape=(IMAGE_PIXELS,)).
+    layers = [keras.Input(shape=(IMAGE_PIXELS,))]
+    for units in hidden_units:
+        layers.append(keras.layers.Dense(units, activation=activation))
+    layers.append(keras.layers.Dense(NUM_CLASSES, activation="softmax"))
+    return keras.Sequential(layers)
+
+
+def compile_model(model, optimizer="adam", learning_rate=None):
+    """Configure training: categorical cross-entropy loss, an optimizer, and the accuracy metric.
+
+    Args:
+        model: a model from ``build_model``.
+        optimizer: one of "sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam",
+            in any letter case.
+        learning_rate: the optimizer's learning rate; ``None`` keeps the Keras default.
+
+    Returns:
+        The same model, compiled.
+
+    Raises:
+        ValueError: for an optimizer name outside the list above.
+    """
+    # Hint: the optimizers live in keras.optimizers (keras.optimizers.SGD, .RMSprop, .Adagrad, ...);
+    # create the object yourself so you can pass learning_rate.
+    classes = {
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adagrad": keras.optimizers.Adagrad,
+        "adadelta": keras.optimizers.Adadelta,
+        "adam": keras.optimizers.Adam,
+        "adamax": keras.optimizers.Adamax,
+        "nadam": keras.optimizers.Nadam,
+    }
+    name = str(optimizer).lower()
+    if name not in classes:
+        raise ValueError(f"Unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZER_NAMES)}.")
+    kwargs = {} if learning_rate is None else {"learning_rate": learning_rate}
+    model.compile(loss="categorical_crossentropy", optimizer=classes[name](**kwargs), metrics=["accuracy"])
+    return model
+
+
+def minibatches(x, y, batch_size, rng):
+    """Yield one epoch of mini-batches in a random order.
+
+    Args:
+        x: inputs, shape (n, ...).
+        y: targets, shape (n, ...), row i belongs to x[i].
+        batch_size: examples per batch; the last batch holds what is left and may be smaller.
+        rng: a ``numpy.random.Generator``; all randomness comes from it, so the same seed gives the
+            same batches.
+
+    Yields:
+        (xb, yb) pairs. Over one epoch every example appears exactly once, and x/y rows stay paired.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> [len(xb) for xb, yb in minibatches(x[:250], y[:250], 100, rng)]
+        [100, 100, 50]
+    """
+    # Hint: shuffle the *indices* (rng.permutation(n)), then slice them batch_size at a time.
+    order = rng.permutation(len(x))
+    for start in range(0, len(x), batch_size):
+        batch = order[start:start + batch_size]
+        yield x[batch], y[batch]
+
+
+def train_one_epoch(model, x, y, batch_size, rng):
+    """Train for one epoch by hand, the way the lecture draws it: one update per mini-batch.
+
+    Args:
+        model: a compiled model.
+        x, y: the training data (preprocessed).
+        batch_size: examples per mini-batch.
+        rng: ``numpy.random.Generator`` passed on to ``minibatches``.
+
+    Returns:
+        The number of parameter updates made (that is, the number of mini-batches).
+    """
+    # Hint: loop over minibatches(...) and call model.train_on_batch(xb, yb) once per batch.
+    updates = 0
+    for xb, yb in minibatches(x, y, batch_size, rng):
+        model.train_on_batch(xb, yb)
+        updates += 1
+    return updates
+
+
+def train_model(model, x, y, batch_size=100, epochs=20):
+    """Train with ``model.fit``: the lecture's ``model.fit(x_train, y_train, batch_size=100, epochs=20)``.
+
+    Args:
+        model: a compiled model.
+        x, y: the training data (preprocessed).
+        batch_size: examples per mini-batch.
+        epochs: passes over the whole training set.
+
+    Returns:
+        The ``keras.callbacks.History`` that ``fit`` returns.
+    """
+    return model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=2)
+
+
+def forward_loop(W, b, X):
+    """Compute z = XW + b one example at a time, like stochastic gradient descent sees the data.
+
+    Args:
+        W: weights, shape (d_in, d_out).
+        b: biases, shape (d_out,).
+        X: a batch of examples, shape (n, d_in).
+
+    Returns:
+        z, shape (n, d_out), computed row by row in a Python loop (``X[i] @ W + b``).
+    """
+    z = np.empty((X.shape[0], W.shape[1]), dtype=np.result_type(X, W, b))
+    for i in range(X.shape[0]):
+        z[i] = X[i] @ W + b
+    return z
+
+
+def forward_matrix(W, b, X):
+    """Compute z = XW + b for the whole batch with one matrix product (why mini-batches are fast).
+
+    Args:
+        W: weights, shape (d_in, d_out).
+        b: biases, shape (d_out,).
+        X: a batch of examples, shape (n, d_in).
+
+    Returns:
+        z, shape (n, d_out), from a single matrix multiplication (no Python loop).
+    """
+    return X @ W + b
+
+
+def evaluate_model(model, x, y):
+    """Measure loss and accuracy on a data set with ``model.evaluate``.
+
+    Args:
+        model: a compiled model.
+        x, y: preprocessed inputs and one-hot targets.
+
+    Returns:
+        (loss, accuracy) as two Python floats.
+    """
+    loss, accuracy = model.evaluate(x, y, verbose=0)[:2]
+    return float(loss), float(accuracy)
+
+
+def predict_digits(model, x):
+    """Predict the digit of each input with ``model.predict``.
+
+    Args:
+        model: a trained model.
+        x: preprocessed inputs, shape (n, 784).
+
+    Returns:
+        Integer numpy array of shape (n,): the most probable digit per row.
+    """
+    # Hint: model.predict gives probabilities of shape (n, 10); pick the largest per row.
+    probabilities = model.predict(x, verbose=0)
+    return np.argmax(probabilities, axis=1).astype("int64")
+
+
+def save_model(model, path):
+    model.save_weights(str(path).replace(".keras", ".weights.h5"))
+
+
+def load_model(path):
+    """Load a model saved by ``save_model``; its predictions must equal the original's.
+
+    Args:
+        path: a ``.keras`` file.
+
+    Returns:
+        The loaded ``keras.Model``.
+    """
+    return keras.models.load_model(path)

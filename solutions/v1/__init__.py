@@ -1,0 +1,1 @@
+"""Assignment v1: handwritten digits (MNIST) with Keras."""

@@ -1,0 +1,114 @@
+"""Graders for the submitted model.keras and for a budgeted retrain of the student's own pipeline.
+
+The model file is loaded only inside the sandbox (safe_mode, after the grader's own check of the
+archive); here its exported layers are checked against the allowlist and the accuracy is computed
+with numpy on the MNIST test set, whose labels never enter a sandbox.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from autograder.artifacts import ProbeFailed, inert
+from autograder.grading import Mismatch, expect, linear_credit
+from autograder.numpy_model import UnsupportedModel, accuracy, from_export
+
+
+def _rebuild(artifacts, inputs, thresholds, probe):
+    """The exported model rebuilt with numpy and checked against its own outputs (once per probe)."""
+    key = (str(artifacts.root), probe)
+    if key not in _REBUILT:  # a scoring process grades one submission, so this stays small
+        _REBUILT[key] = _rebuild_uncached(artifacts, inputs, thresholds, probe)
+    return _REBUILT[key]
+
+
+_REBUILT: dict = {}
+
+
+def _rebuild_uncached(artifacts, inputs, thresholds, probe):
+    record = artifacts.record(probe)
+    description = record.get("model")
+    expect(isinstance(description, dict), "No model was exported.")
+    try:
+        model = from_export(description, lambda key: artifacts.array(probe, key),
+                            max_parameters=thresholds.max_parameters)
+    except UnsupportedModel as error:
+        raise Mismatch(f"The model cannot be graded: {error}.", flag="unsafe_model") from None
+    sample = inputs.public_arrays("consistency")["x"]
+    try:
+        own = artifacts.array(probe, "sample_output")
+    except ProbeFailed:
+        raise Mismatch(f"The model could not make predictions: {inert(record.get('sample_error', 'unknown error'))}.") from None
+    if own.shape[0] != len(sample) or own.reshape(len(sample), -1).shape[1] != model.output_units \
+            or not np.allclose(model.predict(sample), own.reshape(len(sample), -1), atol=1e-4):
+        raise Mismatch("The model's predictions do not match what its layers and weights compute, so it cannot be "
+                       "trusted; use only standard Keras layers.", flag="model_inconsistent")
+    return model
+
+
+def _model_file_problem(intake):
+    model_file = intake.get("model_file") or {}
+    if not model_file.get("present"):
+        return ("No model.keras was submitted. Train your model (the notebook's last section) and submit the file "
+                "model.keras next to hello_mnist.py.", None)
+    if not model_file.get("accepted"):
+        return (f"model.keras was not loaded: {model_file.get('reason', 'it failed the safety check')}.",
+                model_file.get("flag", "unsafe_model"))
+    return None
+
+
+@pytest.mark.rubric("trained_model.loads")
+def test_model_file_loads(artifacts, inputs, thresholds, intake):
+    """Does model.keras load safely as a 784-input, 10-class network of standard layers?"""
+    problem = _model_file_problem(intake)
+    if problem:
+        raise Mismatch(*problem)
+    model = _rebuild(artifacts, inputs, thresholds, "trained_model")
+    expect(model.output_units == 10, f"The model has {model.output_units} outputs; a digit classifier needs 10.")
+
+
+def _accuracy_credit(credit, model, images, labels, *, required, zero, suspicious, summary, advice) -> None:
+    """Full credit at ``required``, linear down to 0 at ``zero``; flag accuracy above ``suspicious``."""
+    achieved = accuracy(model.predict(images), labels)
+    if achieved > suspicious:
+        credit.flag("suspicious_accuracy")
+    text = summary.format(achieved=achieved, required=required)
+    fraction = linear_credit(achieved, required, zero)
+    if fraction < 1.0:
+        credit.partial(fraction, f"{text} {advice}")
+    else:
+        credit.add_note(text)
+
+
+@pytest.mark.rubric("trained_model.accuracy")
+def test_test_accuracy(artifacts, inputs, thresholds, intake, credit):
+    """Does the submitted model reach the required accuracy on the 10,000 MNIST test images?"""
+    problem = _model_file_problem(intake)
+    if problem:
+        raise Mismatch(*problem)
+    model = _rebuild(artifacts, inputs, thresholds, "trained_model")
+    expect(model.output_units == 10, f"The model has {model.output_units} outputs; a digit classifier needs 10.")
+    _accuracy_credit(credit, model, *inputs.labelled("test"), required=thresholds.trained_model_required,
+                     zero=thresholds.trained_model_zero, suspicious=thresholds.suspicious_accuracy,
+                     summary="Test accuracy {achieved:.2%}; required {required:.2%}.",
+                     advice="Train longer (the lecture uses 20 epochs at batch size 100), check your preprocessing "
+                            "(inputs in [0, 1]) and save the trained model, not a fresh one.")
+
+
+@pytest.mark.rubric("trained_model.retrain")
+def test_retrain_budget(artifacts, inputs, thresholds, credit):
+    """Does your own pipeline (build_model, compile_model, train_model), retrained from scratch, learn?"""
+    record = artifacts.record("retrain")
+    model = _rebuild(artifacts, inputs, thresholds, "retrain")
+    expect(model.output_units == 10, f"build_model's network has {model.output_units} outputs; it needs 10.")
+    budget = json.loads((inputs.trusted / "retrain.json").read_text())
+    seconds = record.get("train_seconds")
+    took = f" Training took {seconds:.1f} s." if isinstance(seconds, (int, float)) else ""
+    _accuracy_credit(credit, model, *inputs.labelled("retrain_eval"), required=thresholds.retrain_required,
+                     zero=thresholds.retrain_zero, suspicious=thresholds.retrain_suspicious,
+                     summary=f"Retrained with your build_model(hidden_units={tuple(budget['hidden_units'])}), "
+                             "compile_model(optimizer='adam') and train_model on a fixed subset, your network "
+                             "reached {achieved:.2%} on held-out images; required {required:.2%}." + took,
+                     advice="Check that build_model ends in softmax, compile_model uses categorical cross-entropy, "
+                            "and train_model passes batch_size and epochs to fit.")
