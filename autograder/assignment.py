@@ -91,6 +91,7 @@ class Assignment:
     model: str
     public_tests: str
     student_requirements: tuple[str, ...]
+    extras: tuple[str, ...]
     dataset: Dataset
     reference_model: dict
     functions: tuple[Function, ...]
@@ -220,6 +221,7 @@ def load(version: str) -> Assignment:
             module=info["module"], notebook=info.get("notebook", ""), model=info.get("model", "model.keras"),
             public_tests=info.get("public_tests", ""),
             student_requirements=tuple(info.get("student_requirements", ())),
+            extras=tuple(info.get("extras", ())),
             dataset=_dataset(data["dataset"]), reference_model=dict(data.get("reference", {})),
             functions=_functions(source_dir / "grading" / "rubric.toml"), source_dir=source_dir, manifest=data)
     except KeyError as error:

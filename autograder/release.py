@@ -94,6 +94,16 @@ def release_loader(assignment: Assignment) -> dict[str, str]:
     return {f"{dataset.loader}.py": f"# {note}\n" + body + footer}
 
 
+def release_extras(assignment: Assignment) -> dict[str, str]:
+    """Files released as they are (the manifest's ``extras``: v1's draw-a-digit demo), a note first."""
+    files = {}
+    for name in assignment.extras:
+        source = assignment.source_dir / name
+        text = source.read_text()
+        files[name] = f"# {generated_note(_relative(source), assignment)}\n{text}"
+    return files
+
+
 def release_requirements(assignment: Assignment) -> dict[str, str]:
     note = generated_note(_relative(assignment.manifest_path), assignment)
     lines = [f"# {note}"] + list(assignment.student_requirements)
@@ -125,7 +135,8 @@ def readme_values(assignment: Assignment) -> dict[str, str]:
 
 
 # In order; none depends on another's output.
-STEPS = (release_module, release_notebook, release_public_tests, release_loader, release_requirements, release_readme)
+STEPS = (release_module, release_notebook, release_public_tests, release_loader, release_extras, release_requirements,
+         release_readme)
 
 
 def render(assignment: Assignment) -> dict[str, str]:

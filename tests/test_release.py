@@ -55,7 +55,7 @@ def test_every_generated_file_says_so_first_and_names_its_version(version, rende
 
 def test_nothing_else_leaks_into_the_release(version, rendered):
     assert set(rendered) == {version.module, version.notebook, version.public_tests, f"{version.dataset.loader}.py",
-                             "requirements.txt", "README.md"} - {""}
+                             "requirements.txt", "README.md", *version.extras} - {""}
     stub = rendered[version.module]
     assert stub.count('raise NotImplementedError("Replace this line with your code.")') == len(version.module_functions)
     assert "### BEGIN SOLUTION" not in rendered[version.notebook]
