@@ -165,6 +165,8 @@ def explain_error(error: dict, module: str = "the module") -> tuple[str, str | N
     if kind == "harness":
         return ("The autograder could not finish this check on your submission; your TA has the details.",
                 "grader_error")
+    if kind == "refused":
+        return f"`{function}`: {message}.", "refused_object"
     if kind in ("return", "yield", "not_callable"):
         return f"`{function}`: {message}.", None
     return f"`{function}` raised {shown_kind}: {message}{where}", None
@@ -180,6 +182,9 @@ def explain_incomplete(status: dict, progress: str) -> tuple[str, str | None]:
     if status.get("sandbox_died"):
         return (f"The sandbox was stopped while this check ran{during}: it hit the memory, CPU or process limit "
                 "or the total time limit.", "limit_hit")
+    if status.get("protocol_violation"):
+        return (f"Your code wrote to the grader's channel{during} (something that is not a function's answer), so "
+                "this check was stopped. Graded functions must only return their results.", "protocol_violation")
     if status.get("timed_out"):
         seconds = status.get("timeout_s")
         return (f"Your code did not finish within {seconds:.0f} s{during}. Look for an infinite loop, a sleep, "

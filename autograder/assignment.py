@@ -183,8 +183,11 @@ class Assignment:
 
 
 def versions() -> tuple[str, ...]:
-    """Every version with a manifest, oldest first (v2 before v10)."""
-    found = [path.parent.name for path in SOLUTIONS_DIR.glob(f"*/{MANIFEST}") if VERSION_NAME.match(path.parent.name)]
+    """Every complete version (a manifest and a rubric), oldest first (v2 before v10). A version folder an
+    instructor is still writing (no ``grading/rubric.toml`` yet) is not offered for grading; ``load`` names
+    what it lacks."""
+    found = [path.parent.name for path in SOLUTIONS_DIR.glob(f"*/{MANIFEST}") if VERSION_NAME.match(path.parent.name)
+             and (path.parent / "grading" / "rubric.toml").is_file()]
     return tuple(sorted(found, key=lambda name: [int(part) if part.isdigit() else part
                                                  for part in re.split(r"(\d+)", name)]))
 

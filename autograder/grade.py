@@ -44,7 +44,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from . import __version__
+from . import __version__, plan
 from . import assignment as assignments
 from .artifacts import Artifacts
 from .assignment import Assignment, AssignmentError
@@ -67,7 +67,6 @@ SUBMISSIONS_DIR = "submissions"   # out/submissions/<folder>/: one folder per su
 EXIT_NOT_GRADED = 3               # some submissions could not be graded (grader failures): run again
 ATTEMPTS = 2                      # a grader failure is retried once, in a fresh worker
 VERSIONED_PACKAGES = ("keras", "tensorflow", "tensorflow-cpu", "numpy")
-MODEL_FILE_PROBES = ("trained_model",)  # what can be checked without a module: the submitted model alone
 
 
 class GraderError(RuntimeError):
@@ -274,7 +273,7 @@ def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, 
                   command) -> list[GradeOutcome]:
     settings, uid_lock = claim_uid_range(settings)  # held until this process ends
     # No more parallel jobs than submissions. Slots a small class leaves free become helper slots that run
-    # a submission's training checks (runner.PARALLEL_PROBES) beside its other checks (one submission on two
+    # a submission's training checks (the probes marked parallel) beside its other checks (one submission on two
     # cores: both used).
     slots_total = settings.resolved_jobs()
     jobs = min(slots_total, max(1, len(found)))
@@ -518,10 +517,10 @@ def grade_one(submission: Submission, context: RunContext, *, slot: int, workers
     write_atomic(directory / "intake.json", json.dumps(staged.intake(), indent=1, ensure_ascii=False))
     artifacts_dir = _fresh(directory / "artifacts")
     flags = list(staged.flags)
-    specs = assignment.grading_module("cases").probes(context.settings, run.rubric,
-                                                      has_model_file=bool(staged.model_file.get("accepted")))
+    specs = plan.probes(assignment, context.settings, run.rubric,
+                        has_model_file=bool(staged.model_file.get("accepted")))
     # Without a module only the submitted model can be checked; every other probe explains why not.
-    runnable = specs if staged.has_module else [spec for spec in specs if spec.name in MODEL_FILE_PROBES]
+    runnable = specs if staged.has_module else [spec for spec in specs if not spec.needs_module]
     reason = staged.problems[0] if staged.problems else f"No {assignment.module} was submitted."
     for spec in specs:
         if spec not in runnable:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from .artifacts import ProbeFailed  # noqa: F401  (graders raise it, or let it through)
+from .harness.recorder import StudentError  # noqa: F401  (probes raise it: the student's code is at fault)
 from .text import inert  # noqa: F401  (student text in a message)
 
 # Where the scoring plugin leaves the submission's context, and where a grader leaves its credit.
@@ -71,3 +72,51 @@ def linear_credit(value: float, required: float, zero_at: float) -> float:
     if value <= zero_at or required <= zero_at:
         return 0.0
     return (value - zero_at) / (required - zero_at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Probes: what the sandbox's recorder does for a grader file's checks
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProbeDeclaration:
+    """A grader file's probe: a function the sandbox's recorder runs (``autograder/harness/recorder.py``), whose
+    records (JSON, ``.npy``) that file's tests then read through the ``artifacts`` fixture."""
+    name: str                 # the artifacts folder; the name the tests read it by
+    function: str             # the graded function it belongs to (orders the probes like the rubric)
+    reference: str            # "module:qualname" of the probe function
+    sequence: int             # declaration order within the version
+    timeout: str = "function"   # "function" (probe_timeout_s) or "retrain" (retrain_timeout_s)
+    parallel: bool = False    # may run beside the others in a helper slot (it trains a whole model)
+    needs_module: bool = True  # False: runs even without a module (the submitted model file)
+    only_with_model: bool = False  # runs only when a model file was submitted and accepted
+    params: object = None     # a dict of JSON values, or a function (assignment, rubric) -> dict
+
+
+PROBES: dict[str, ProbeDeclaration] = {}  # by reference; filled as the graders are imported
+
+
+def probe(name: str, *, function: str | None = None, timeout: str = "function", parallel: bool = False,
+          needs_module: bool = True, only_with_model: bool = False, params=None):
+    """Declare the function below as the probe ``name`` of its grader file.
+
+    The probe runs inside the sandbox, in the recorder, never in the student's process; it gets a
+    ``Run`` (``run.inputs()``, ``run.call(function, *args)``, ``run.record``, ``run.save()``) and may use numpy
+    and Keras. It must not start with ``test_`` (pytest would collect it).
+
+    Example:
+        >>> @probe("predict_digits")
+        ... def record_predictions(run):
+        ...     data = run.inputs("known_model")
+        ...     run.save("predictions", run.call("predict_digits", known_model(data), data["x"]))
+    """
+    if timeout not in ("function", "retrain"):
+        raise ValueError(f"probe {name!r}: timeout must be 'function' or 'retrain', not {timeout!r}")
+
+    def register(target):
+        reference = f"{target.__module__}:{target.__qualname__}"
+        PROBES[reference] = ProbeDeclaration(name, function or name, reference, len(PROBES), timeout, parallel,
+                                             needs_module, only_with_model, params)
+        return target
+
+    return register

@@ -1,8 +1,9 @@
 """The inputs of one grading run: the folder layout, its readers, and the helpers each version's builder uses.
 
-``public/`` is bound read-only into every sandbox: grader-chosen samples, initial weights of the grader's
-small models, the permuted training subset of the budgeted retrain. ``trusted/`` never enters a sandbox:
-test labels, the permuted evaluation set and its secret permutation. What goes into each file is the
+``public/`` is bound read-only into every sandbox, for its recorder only (the student's process has it
+hidden and gets each call's arguments, no more): grader-chosen samples, initial weights of the grader's
+small models, the transformed training subset of the budgeted retrain. ``trusted/`` never enters a sandbox:
+test labels and the retrain's transformed evaluation set. What goes into each file is the
 version's choice (``solutions/<version>/grading/inputs.py``, function ``build``); this module only knows
 how such a folder is laid out and read.
 """
@@ -56,6 +57,8 @@ class GradingInputs:
     def labelled(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """A trusted evaluation set ("test" or "retrain_eval") as flat float inputs and integer labels."""
         data = self.trusted_arrays(name)
+        if "x" in data:  # already inputs (the retrain's transformed images)
+            return data["x"], data["labels"]
         return data["images"].astype(np.float32) / 255.0, data["labels"]
 
     def json(self, name: str):

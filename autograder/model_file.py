@@ -83,6 +83,15 @@ def check_model_file(path: Path, *, name: str = "") -> ModelFileVerdict:
     return ModelFileVerdict(True, accepted=True)
 
 
+def refusal(path: Path) -> str | None:
+    """Why the model file at ``path`` may not be loaded (None: it may, with safe_mode). Used on the trusted side
+    for a submitted file and by the sandbox's recorder for every model the student's code hands back."""
+    verdict = check_model_file(path)
+    if not verdict.present:
+        return "there is no model file"
+    return None if verdict.accepted else verdict.reason
+
+
 def _check_members(members: list[zipfile.ZipInfo]) -> str | None:
     if len(members) > MAX_MEMBERS:
         return f"model.keras holds {len(members)} files; a Keras model has 3"
@@ -128,6 +137,12 @@ def check_config(tree) -> str | None:
         activation = layer_config.get("activation")
         if activation is not None and (not isinstance(activation, str) or activation not in ACTIVATIONS):
             return f"model.keras uses the activation {inert(str(activation)[:60])}, which is not a standard Keras activation"
+    return _walk(tree, depth=0)
+
+
+def check_objects(tree) -> str | None:
+    """A configuration (a loss, metrics, an optimizer) refers only to standard Keras objects: no code, no custom
+    or registered classes. Returns the reason to refuse it, or None."""
     return _walk(tree, depth=0)
 
 

@@ -4,7 +4,7 @@
   batch 100, 20 epochs) on the full training set, once per seed, each in its own subprocess
   (`training.py`); test accuracy, loss and epoch times.
 * ``retrain``: the budgeted retrain of the solution's pipeline, through the real sandbox and the
-  same probe the graders score, over several seeds and secret permutations.
+  same probe the graders score, over several seeds and secret transformations.
 * ``grade``: grade the solution through the full path; anything but 100/100 is an error.
 
 Everything lands in ``data/<version>/reference_scores.json`` with the library versions and the machine.
@@ -88,8 +88,8 @@ def retrain_reference(assignment: Assignment, *, settings: Settings, runs: int) 
     rubric = load_rubric(assignment)
     dataset = assignment.load_dataset()
     builder = assignment.grading_module("inputs")
-    spec = next(spec for spec in assignment.grading_module("cases").probes(settings, rubric, has_model_file=False)
-                if spec.name == "retrain")
+    from .plan import probes
+    spec = next(spec for spec in probes(assignment, settings, rubric, has_model_file=False) if spec.name == "retrain")
     accuracies, seconds = [], []
     with tempfile.TemporaryDirectory(prefix="reference-") as temporary:
         root = Path(temporary)

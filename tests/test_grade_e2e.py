@@ -100,13 +100,13 @@ def test_timings_account_each_function(graded):
     assert 0 <= timed["probes_cpu"]["inspect"] < timed["probes_cpu"]["retrain"]  # clock ticks: may round to 0
 
 
-def test_checks_share_one_process_and_load_model_has_its_own(graded):
-    """All checks of a submission but load_model run in one sandboxed process (the supervisor cleans up
-    between them); load_model reads the grader's model file from another process."""
+def test_the_checks_of_a_submission_share_one_pair_of_processes(graded):
+    """All checks of a submission but the parallel ones (run in a helper sandbox beside it) share one
+    recorder and one student process; the supervisor cleans up between them."""
     out, _ = graded
     artifacts = out / "submissions" / "last_batch_dropped" / "artifacts"
     process = {path.parent.name: json.loads(path.read_text())["process"] for path in artifacts.glob("*/status.json")}
-    from autograder.sandbox.runner import PARALLEL_PROBES
-    shared = {name: number for name, number in process.items() if name not in PARALLEL_PROBES and name != "load_model"}
+    from autograder.plan import declarations
+    parallel = {d.name for d in declarations(factory.V1) if d.parallel}
+    shared = {name: number for name, number in process.items() if name not in parallel}
     assert len(shared) >= 10 and len(set(shared.values())) == 1, process
-    assert process["load_model"] not in shared.values(), process

@@ -22,12 +22,13 @@ import nbformat
 import pytest
 
 from autograder import notebook_intake
-from autograder.harness.probes import GRADED_FUNCTIONS
+
 from autograder.notebook_intake import (CellLine, NotebookSources, extract_answer_cells, extract_module,
                                         read_notebook)
 from autograder import assignment
 
 V1 = assignment.load("v1")
+GRADED_FUNCTIONS = V1.module_functions
 
 SOLUTION_TEXT = V1.solution_module.read_text()
 GUIDED_NOTEBOOK = nbformat.read(V1.source_dir / V1.notebook, as_version=4)

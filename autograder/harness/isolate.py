@@ -1,4 +1,5 @@
-"""Per-submission namespaces for a process forked from the warm zygote (Linux syscalls through ctypes).
+"""Namespaces through Linux syscalls (ctypes): a submission's own (a warm zygote's child) and, inside it, the
+student's process's own (``enter_executor_namespaces``).
 
 ``enter_private_namespaces()`` gives the calling, single-threaded process what a fresh bubblewrap
 sandbox gives: its own user, mount, PID, network, IPC and UTS namespaces, a fresh size-capped /tmp,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 
 CLONE_NEWNS = 0x00020000
@@ -24,6 +26,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVA
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 24, 38, 1
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 LAST_CAPABILITY = 63
+STUDENT_UID = 1000  # who the student's process is inside its own user namespace
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -67,8 +70,7 @@ def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | Non
     pid = os.fork()
     if pid:  # the intermediate process: wait for the namespace's PID 1, pass its status on
         _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
-        _, status = os.waitpid(pid, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        _pass_on(os.waitpid(pid, 0)[1])
     _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
     _check(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount proc")
     if as_root:
@@ -77,9 +79,38 @@ def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | Non
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)  # leaving uid 0 clears the permitted and effective capabilities
-    else:
-        _write("/proc/sys/user/max_user_namespaces", "0")  # no nested user namespace to regain capabilities
+    # Further user namespaces stay possible here: the supervisor makes one for the student's process
+    # (enter_executor_namespaces), which then forbids any more.
     drop_capabilities()
+
+
+def uncover_proc() -> None:
+    """As root, mount a fresh /proc over the one privileged bubblewrap made.
+
+    bwrap covers the parts of /proc its user could write to (/proc/sys, /proc/sysrq-trigger, ...) with
+    read-only binds; in a user namespace such covers are locked, and the kernel then refuses the student's
+    process a /proc of its own ("not fully visible"). The fresh mount has no covers and needs none: nothing
+    after this runs as root. Unprivileged bwrap covers nothing (its user can write none of those), and the
+    call does nothing there."""
+    if os.geteuid() != 0:
+        return
+    _check(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount a fresh /proc")
+
+
+def _pass_on(status: int) -> None:
+    """End this intermediate process as its child ended: with the same exit code, or killed by the same signal
+    (so whoever waits for it tells a SIGKILL from the memory limit from an exit). Never returns."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        for step in (lambda: signal.signal(number, signal.SIG_DFL),  # refused for SIGKILL: it needs none
+                     lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, [number]),
+                     lambda: os.kill(os.getpid(), number)):
+            try:
+                step()
+            except (OSError, ValueError):
+                pass
+        os._exit(128 + number)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
 def _fresh_scratch(scratch: str, scratch_bytes: int) -> None:
@@ -112,3 +143,52 @@ def drop_capabilities() -> None:
     header, data = Header(LINUX_CAPABILITY_VERSION_3, 0), (Data * 2)()
     _check(_libc.capset(ctypes.byref(header), data), "capset")
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+
+def enter_executor_namespaces(*, scratch: str, scratch_bytes: int, hide: list[str], module_name: str,
+                              module_source: bytes | None, report_pid) -> str | None:
+    """Give the student's process (forked from the submission's supervisor) a world of its own.
+
+    Must be called right after fork, single-threaded. Creates user, mount, PID and IPC namespaces (a user
+    namespace of its own in every mode: the process then holds capabilities only over itself, and the
+    recorder beside it, in the parent namespaces, can be neither traced nor signalled nor seen), hides
+    ``hide`` (the grader's files: inputs, plan, harness, graders, the submitted model) under empty
+    read-only tmpfs, mounts a fresh scratch tmpfs with only a copy of the student's module, and forks the
+    process that becomes PID 1 of the new PID namespace: the executor. This intermediate process reports the
+    executor's pid (``report_pid(pid)``, in the supervisor's namespace), waits for it and exits with its
+    status. In the executor, /proc is remounted, further user namespaces are forbidden and every capability
+    is dropped (with ``no_new_privs``).
+
+    Returns:
+        The path of the student's module in the executor's scratch (None when no module was submitted).
+    """
+    outer_uid, outer_gid = os.getuid(), os.getgid()
+    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare (executor)")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{STUDENT_UID} {outer_uid} 1")
+    _write("/proc/self/gid_map", f"{STUDENT_UID} {outer_gid} 1")
+    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate / (executor)")
+    for path in hide:
+        if os.path.isdir(path):
+            _check(_libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                               b"size=4096,mode=0555"), f"hide {path}")
+    _fresh_scratch(scratch, scratch_bytes)
+    folder = os.path.join(scratch, "student")
+    os.makedirs(folder, mode=0o755)
+    path = os.path.join(folder, module_name) if module_source is not None else None
+    if path is not None:
+        with open(path, "wb") as handle:
+            handle.write(module_source)
+    for name in ("home", "work"):
+        os.makedirs(os.path.join(scratch, name), mode=0o700, exist_ok=True)
+    pid = os.fork()
+    if pid:  # the intermediate process: report the executor, wait for it, pass its status on
+        _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+        report_pid(pid)
+        _pass_on(os.waitpid(pid, 0)[1])
+    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    os.setsid()  # a session of its own: kill(0) or killpg from the student's code reaches only its own processes
+    _check(_libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount proc (executor)")
+    _write("/proc/sys/user/max_user_namespaces", "0")  # no nested user namespace to regain capabilities
+    drop_capabilities()
+    return path

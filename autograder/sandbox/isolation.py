@@ -23,15 +23,48 @@ from pathlib import Path
 
 from ..settings import PACKAGE_DIR, Settings
 
-HARNESS_DIR = PACKAGE_DIR / "harness"
-INSIDE_HARNESS = "/opt/grader/harness"
+INSIDE_GRADER = "/opt/grader"           # the engine and the versions' graders, read-only, for the recorder
 INSIDE_SUBMISSION = "/sandbox/submission"
 INSIDE_INPUTS = "/sandbox/inputs"
 INSIDE_SCRATCH = "/tmp"
-BOOT = ("import sys; sys.path.insert(0, '/opt/grader'); "
-        "from harness.main import main; sys.exit(main())")
-ZYGOTE_BOOT = ("import sys; sys.path.insert(0, '/opt/grader'); "
-               "from harness.zygote import run; sys.exit(run())")
+# What the student's process must not see (``isolate.enter_executor_namespaces`` hides it under empty tmpfs):
+# the grader's code and graders, the inputs, the plan, the submitted model file; and every version's dataset
+# folder that a system package installs under the bound /usr (``hidden_paths``).
+HIDDEN = ["/sandbox", INSIDE_GRADER]
+
+
+@functools.lru_cache(maxsize=None)
+def hidden_paths() -> list[str]:
+    """HIDDEN and the installed dataset folders of every version: the student's code gets the data a call
+    passes, never a copy of the whole dataset to match the retrain's images against."""
+    from ..assignment import load, versions
+    folders = {folder for version in versions() for folder in load(version).dataset.folders}
+    return HIDDEN + sorted(folder for folder in folders if os.path.isdir(folder))
+BOOT = (f"import sys; sys.path.insert(0, {INSIDE_GRADER!r}); "
+        "from autograder.harness.main import main; sys.exit(main())")
+ZYGOTE_BOOT = (f"import sys; sys.path.insert(0, {INSIDE_GRADER!r}); "
+               "from autograder.harness.zygote import run; sys.exit(run())")
+
+
+def grader_binds() -> list[tuple[Path, str]]:
+    """The engine and every version's grading package, for the recorder (its probes live in the grader files).
+    Never a version's solution, notebook or reference scores."""
+    from .. import assignment as assignments
+    binds = [(PACKAGE_DIR, f"{INSIDE_GRADER}/autograder"),
+             (assignments.SOLUTIONS_DIR / "__init__.py", f"{INSIDE_GRADER}/solutions/__init__.py")]
+    for version in assignments.versions():
+        definition = assignments.load(version)
+        relative = definition.source_dir.relative_to(assignments.SOLUTIONS_DIR)
+        binds.append((definition.source_dir / "__init__.py", f"{INSIDE_GRADER}/solutions/{relative}/__init__.py"))
+        binds.append((definition.grading_dir, f"{INSIDE_GRADER}/solutions/{relative}/grading"))
+    return binds
+
+
+def preload_modules() -> list[str]:
+    """The grader modules a sandbox imports before any fork, so no submission pays for their import."""
+    from .. import assignment as assignments
+    from ..plan import grader_modules
+    return [name for version in assignments.versions() for name in grader_modules(assignments.load(version))]
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group", "fonts")
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
 
@@ -126,21 +159,23 @@ def rlimits(settings: Settings) -> list[str]:
 def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: str, zygote: bool = False) -> list[str]:
     """bwrap argv running ``boot`` (Python source) with the harness and ``binds`` (host, inside) read-only.
 
-    ``zygote``: the warm worker, whose children create their own user namespaces (harness/isolate.py)
-    and then forbid any further one; a cold sandbox forbids them from the start.
+    ``zygote``: the warm worker, whose children create their own namespaces (harness/isolate.py).
     """
     if is_root():
-        # Privileged bwrap: no user namespace; the supervisor keeps only SETUID/SETGID to drop to the
-        # slot's uid at once (harness/main.py), after which it and its children hold no capabilities.
+        # Privileged bwrap: no user namespace; the supervisor keeps SETUID/SETGID to drop to the slot's uid
+        # at once and SYS_ADMIN to mount a fresh /proc first (harness/main.py prepare), after which it and its
+        # children hold no capabilities. The zygote keeps SYS_ADMIN to create each submission's namespaces
+        # and mounts; its children drop it (isolate.py).
         namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-                      "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        if zygote:  # to create each submission's namespaces and mounts; its children drop it (isolate.py)
-            namespaces += ["--cap-add", "CAP_SYS_ADMIN"]
+                      "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                      "--cap-add", "CAP_SYS_ADMIN"]
     else:
+        # No --disable-userns: the supervisor gives the student's process a user namespace of its own, and that
+        # process then forbids any further one (isolate.enter_executor_namespaces).
         namespaces = ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                      "--unshare-cgroup-try"] + ([] if zygote else ["--disable-userns"])
+                      "--unshare-cgroup-try"]
     mounts = []
-    for host, inside in binds:
+    for host, inside in [*grader_binds(), *binds]:
         mounts += traversable_parents(inside) + ["--ro-bind", str(host), inside]
     return [
         "bwrap", *namespaces,
@@ -148,7 +183,6 @@ def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: st
         *system_binds(),
         "--perms", "1777", "--size", str(settings.scratch_mb * 1024 * 1024), "--tmpfs", INSIDE_SCRATCH,
         *interpreter_binds(),  # after the tmpfs: a virtual environment may live under /tmp
-        *traversable_parents(INSIDE_HARNESS), "--ro-bind", str(HARNESS_DIR), INSIDE_HARNESS,
         *mounts,
         "--proc", "/proc", "--dev", "/dev",
         "--remount-ro", "/",

@@ -56,7 +56,8 @@ class WarmWorker:
         for folder in (self.home, self.inbox):
             os.chmod(folder, 0o755)
         worker = {"uid": isolation.slot_uid(self.settings, self.slot), "threads": self.settings.resolved_threads(),
-                  "scratch": isolation.INSIDE_SCRATCH, "scratch_bytes": self.settings.scratch_mb * 2**20}
+                  "scratch": isolation.INSIDE_SCRATCH, "scratch_bytes": self.settings.scratch_mb * 2**20,
+                  "preload": isolation.preload_modules()}
         config = self.home / "config"
         config.mkdir()
         (config / WORKER_FILE).write_text(json.dumps(worker))

@@ -41,7 +41,10 @@ class ProbeSpec:
     name: str
     timeout_s: float
     params: dict = field(default_factory=dict)
-    group: str | None = None  # consecutive probes of one group share a process (harness/main.py)
+    group: str | None = None  # consecutive probes of one group share a recorder and a student process
+    probe: str = ""           # "module:qualname" of the probe function (a version's grader file)
+    parallel: bool = False    # may run beside the others in a helper slot (it trains a whole model)
+    needs_module: bool = True  # False: runs even when no module was submitted
 
 
 @dataclass
@@ -57,10 +60,6 @@ class SandboxResult:
     failure: str | None = None
 
 
-# Probes a helper worker runs beside the others when one is free (fewer submissions than cores): the
-# retrain and the other two that train or load a whole model, about half of a submission's CPU time in
-# the sandbox (measured: ~1.9 of ~3.4 s). None of them reads what another probe wrote.
-PARALLEL_PROBES = ("train_model", "trained_model", "retrain")
 # Flags that mean the sandbox machinery failed rather than the submission: a stream that broke off, a
 # supervisor that ended early or sent nonsense, a sandbox that outlived its whole budget.
 GRADER_SIDE_FLAGS = {"sandbox_exit", "sandbox_wall_clock", "stream_error", "protocol_violation"}
@@ -90,9 +89,11 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     workers = list(workers)
-    if len(workers) >= 2 and any(p.name in PARALLEL_PROBES for p in probes):
-        beside = [p for p in probes if p.name in PARALLEL_PROBES]
-        main = [p for p in probes if p.name not in PARALLEL_PROBES]
+    # A helper worker, when one is free (fewer submissions than cores), runs the probes marked parallel (the
+    # retrain, the submitted model: about half of a submission's CPU time in the sandbox) beside the others.
+    if len(workers) >= 2 and any(p.parallel for p in probes):
+        beside = [p for p in probes if p.parallel]
+        main = [p for p in probes if not p.parallel]
         results: list[SandboxResult] = []
         errors: list[BaseException] = []
 
@@ -163,11 +164,12 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
     return result
 
 
-def _plan(probes, settings: Settings, *, scratch: str, paths: dict, uid, files: dict) -> dict:
-    return {"probes": [{"name": p.name, "timeout_s": p.timeout_s, "params": p.params, "group": p.group}
-                       for p in probes],
+def _plan(probes, settings: Settings, *, scratch: str, paths: dict, uid, files: dict, hide: list[str]) -> dict:
+    return {"probes": [{"name": p.name, "timeout_s": p.timeout_s, "params": p.params, "group": p.group,
+                        "probe": p.probe, "needs_module": p.needs_module} for p in probes],
             "scratch": scratch, "work_dir": f"{scratch}/work", "threads": settings.resolved_threads(), "uid": uid,
-            "module": files["module"], "model": files["model"], **paths}
+            "scratch_bytes": settings.scratch_mb * 2**20, "module": files["module"], "model": files["model"],
+            "preload": isolation.preload_modules(), "hide": hide, **paths}
 
 
 def _budget(probes, settings: Settings) -> float:
@@ -176,7 +178,7 @@ def _budget(probes, settings: Settings) -> float:
 
 def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, sink: "FrameSink", files: dict) -> None:
     plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=None, files=files,
-                 paths={"inputs": f"{isolation.INSIDE_INPUTS}/{files['version']}"})
+                 hide=isolation.hidden_paths(), paths={"inputs": f"{isolation.INSIDE_INPUTS}/{files['version']}"})
     outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
     if outcome == "broken" and not sink.started:  # a worker that died between jobs: one fresh start
         outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
@@ -198,17 +200,18 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
     if settings.unsafe_no_sandbox:
         scratch = str(work_dir / f"scratch-{result.launches}")
         Path(scratch).mkdir(exist_ok=True)
-        plan = _plan(probes, settings, scratch=scratch, uid=None, files=files,
+        plan = _plan(probes, settings, scratch=scratch, uid=None, files=files, hide=[],
                      paths={"submission": str(submission_dir), "inputs": str(inputs_dir)})
         argv = [sys.executable, "-I", "-c",
-                f"import sys; sys.path.insert(0, {str(PACKAGE_DIR)!r}); from harness.main import main; "
+                f"import sys; sys.path[:0] = [{str(PACKAGE_DIR.parent)!r}]; from autograder.harness.main import main; "
                 f"sys.exit(main({str(plan_dir / 'plan.json')!r}))"]
         env = {**{k: v for k, v in os.environ.items() if k.startswith(("PATH", "LANG"))},
                "HOME": scratch, "KERAS_HOME": f"{scratch}/.keras", "KERAS_BACKEND": settings.backend,
                "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(settings.resolved_threads())}
     else:
         plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=isolation.slot_uid(settings, slot),
-                     files=files, paths={"submission": isolation.INSIDE_SUBMISSION, "inputs": isolation.INSIDE_INPUTS})
+                     files=files, hide=isolation.hidden_paths(),
+                     paths={"submission": isolation.INSIDE_SUBMISSION, "inputs": isolation.INSIDE_INPUTS})
         argv = isolation.command(settings, slot=slot, binds=[
             (submission_dir, isolation.INSIDE_SUBMISSION), (inputs_dir, isolation.INSIDE_INPUTS),
             (plan_dir, "/sandbox/plan")])
@@ -311,7 +314,10 @@ class FrameSink:
                 (probe_dir / file_name).write_bytes(data)
         status = {key: value for key, value in header["status"].items()
                   if key in ("seconds", "timed_out", "exit_code", "signal", "unfinished", "left_behind",
-                             "timeout_s", "dropped_files", "cpu_user_seconds", "cpu_system_seconds", "process")}
+                             "timeout_s", "dropped_files", "cpu_user_seconds", "cpu_system_seconds", "process",
+                             "executor_cpu_seconds", "recorder_failed", "protocol_violation")}
+        if status.get("recorder_failed"):  # the recorder runs no student code: its crash is the grader's
+            self.result.failure = self.result.failure or f"the recorder failed while running {name}"
         self.result.statuses[name] = status
         _write_status(self.artifacts_dir, name, status)
         self.received.add(name)

@@ -146,8 +146,10 @@ def catalogue(*categories: str) -> list[TestSubmission]:
 def module_source(submission: TestSubmission) -> str:
     """The module text of a test submission (solution, stub, mutation and edits applied)."""
     assignment = submission.assignment
-    if submission.spec.get("stub"):
-        return next(iter(release_module(assignment).values()))
+    if submission.spec.get("stub"):  # the released stub, as a student downloads it; a mutation adds to it
+        stub = next(iter(release_module(assignment).values()))
+        mutation = submission.folder / "mutation.py"
+        return apply_mutation(stub, mutation.read_text()) if mutation.exists() else stub
     text = student_source(submission.version)
     mutation = submission.folder / "mutation.py"
     if mutation.exists():
@@ -353,7 +355,30 @@ def _model_builder(kind):
     return build
 
 
+def _smuggled_metadata(folder, destination, submission):
+    """model.keras with a metadata.json that carries 20,000 real MNIST training images and their labels
+    (uint8, base64) beside Keras's own fields: members the grader allows and never reads."""
+    import base64
+
+    import numpy as np
+    (x_train, y_train), _ = submission.assignment.load_dataset()
+    keep = np.random.default_rng(3).permutation(len(x_train))[:20000]
+    path = folder / "model.keras"
+    shutil.copy(EXAMPLE_MODEL, path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    metadata = json.loads(members.get("metadata.json", b"{}"))
+    metadata["carried"] = {"images": base64.b64encode(x_train[keep].reshape(-1, 784).tobytes()).decode(),
+                           "labels": base64.b64encode(y_train[keep].astype(np.uint8).tobytes()).decode()}
+    members["metadata.json"] = json.dumps(metadata).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return folder
+
+
 BUILDERS = {
+    "smuggled_metadata": _smuggled_metadata,
     "corrupt_zip": _corrupt_zip,
     "empty_zip": _empty_zip,
     "zip_with_traversal": _zip_with_traversal,

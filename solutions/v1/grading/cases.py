@@ -1,14 +1,6 @@
-"""What the sandbox runs for each submission: the probes, their parameters and their time limits.
-
-The graders read the same constants, so a case the harness runs and the verdict the grader draws
-from it are defined once, here.
-"""
+"""The cases v1's probes run and its graders judge: each is defined once, here, for both."""
 
 from __future__ import annotations
-
-from autograder.rubric import Rubric
-from autograder.sandbox.runner import ProbeSpec
-from autograder.settings import Settings
 
 BUILD_CASES = (
     {"label": "default", "kwargs": {}, "export_weights": True, "hidden_units": (500, 500), "activation": "sigmoid"},
@@ -44,36 +36,8 @@ MINIBATCH_CASES = (
 SIZE_CASES = ("first", "uneven", "one_batch", "oversized", "singletons")
 
 TRAIN_ONE_EPOCH = {"n": 200, "batch_size": 64, "seed": 3}
-TRAIN_MODEL = {"n": 100, "batch_size": 50, "epochs": 2}  # 4 eager steps: ~50 ms each
-
-
-def probes(settings: Settings, rubric: Rubric, *, has_model_file: bool) -> list[ProbeSpec]:
-    """The probe list for one submission, in the order they run."""
-    limit = settings.probe_timeout_s
-    # All checks but load_model share one process (``harness/main.py``: the supervisor still kills
-    # leftovers, empties the scratch space and applies each check's own time limit between them).
-    # load_model runs last, in a process of its own, so that it reads a file another process wrote.
-    shared = None if settings.process_per_function else "shared"
-    budget = rubric.retrain
-    specs = [
-        ProbeSpec("inspect", limit, group=shared),
-        ProbeSpec("preprocess", limit, group=shared),
-        ProbeSpec("build_model", limit, {"cases": [
-            {"label": c["label"], "kwargs": c["kwargs"], "export_weights": c.get("export_weights", False)}
-            for c in BUILD_CASES]}, group=shared),
-        ProbeSpec("compile_model", limit, {"cases": [dict(c) for c in COMPILE_CASES]}, group=shared),
-        ProbeSpec("minibatches", limit, {"cases": [dict(c) for c in MINIBATCH_CASES]}, group=shared),
-        ProbeSpec("train_one_epoch", limit, dict(TRAIN_ONE_EPOCH), group=shared),
-        ProbeSpec("train_model", limit, dict(TRAIN_MODEL), group=shared),
-        ProbeSpec("forward", limit, group=shared),
-        ProbeSpec("evaluate_model", limit, group=shared),
-        ProbeSpec("predict_digits", limit, group=shared),
-        ProbeSpec("save_model", limit, group=shared),
-    ]
-    if has_model_file:
-        specs.append(ProbeSpec("trained_model", limit, group=shared))
-    specs.append(ProbeSpec("retrain", settings.retrain_timeout_s,
-                           {"seed": budget.seed, "epochs": budget.epochs, "batch_size": budget.batch_size,
-                            "hidden_units": list(budget.hidden_units)}, group=shared))
-    specs.append(ProbeSpec("load_model", limit))
-    return specs
+# One batch per epoch (batch_size = n), so the order fit shuffles the examples in cannot change the result: the
+# grader replays the two full-batch SGD steps with numpy and compares the weights (batch_size=50 of 100 would
+# leave the shuffle to chance).
+TRAIN_MODEL = {"n": 60, "batch_size": 60, "epochs": 2}
+SGD_LEARNING_RATE = 0.01  # Keras's default for SGD, which the grader's own models are compiled with

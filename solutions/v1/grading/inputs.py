@@ -1,8 +1,12 @@
 """The inputs of assignment v1's grading runs, built from real MNIST: one small sample per check, the grader's
-known models, and the budgeted retrain's secretly permuted subset.
+known models, and the budgeted retrain's secretly transformed subset.
 
-The probes' samples (public, most with labels) never overlap the retrain's training images: a pixel
-permutation keeps each image's sorted pixel values, so matching the two would reveal the secret.
+The retrain must be answered by learning from the data it is given, so nothing a submission brings (a
+pretrained network, MNIST images carried in the module) may recognise that data. Per run, from a secret
+drawn from the OS: which training images it gets, a random rotation of the 784-dimensional input space with
+a little noise added first (an MLP learns rotated inputs as well as pixels, but no pixel statistic, sorted
+values included, survives; the noise breaks matching by exact norms), and a relabelling of the ten classes
+(a network that knows the true digits scores about 10 %).
 """
 
 from __future__ import annotations
@@ -24,6 +28,21 @@ def one_hot(labels):
     return _one_hot(labels, NUM_CLASSES)
 
 
+RETRAIN_NOISE = 0.05  # standard deviation of the noise added to the [0, 1] pixels before the rotation
+
+
+def random_rotation(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A uniformly random orthogonal matrix (QR of a Gaussian one, signs fixed)."""
+    q, r = np.linalg.qr(rng.normal(size=(size, size)))
+    return q * np.sign(np.diag(r))
+
+
+def transformed(images: np.ndarray, rotation: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Images as the retrain's float32 inputs: scaled to [0, 1], a little noise added, rotated."""
+    x = flat(images).astype(np.float64) + rng.normal(scale=RETRAIN_NOISE, size=(len(images), rotation.shape[0]))
+    return (x @ rotation).astype(np.float32)
+
+
 def build(root: Path, *, dataset, retrain: RetrainBudget, seed: int = 2016, permutation_seed: int | None = None) -> GradingInputs:
     """Write ``root/public`` and ``root/trusted`` for one grading run and return a handle on them.
 
@@ -31,17 +50,15 @@ def build(root: Path, *, dataset, retrain: RetrainBudget, seed: int = 2016, perm
         root: an empty or missing folder owned by the grader.
         retrain: the budgeted retrain's size.
         seed: picks the MNIST samples of the cheap probes (fixed, so scores are reproducible).
-        permutation_seed: the retrain's secret permutation; drawn from the OS when None.
+        permutation_seed: the retrain's secret (subset, rotation, relabelling); drawn from the OS when None.
         dataset: the version's dataset, loaded: ``((x_train, y_train), (x_test, y_test))``.
     """
     (x_train, y_train), (x_test, y_test) = dataset
     inputs = prepare(root)
-    train_idx = np.random.default_rng(retrain.seed).permutation(len(x_train))[:retrain.train_examples]
     rng = np.random.default_rng(seed)
-    # The probes' samples (public, most with labels) never overlap the retrain's training images: a pixel
-    # permutation keeps each image's sorted pixel values, so matching the two would reveal the secret.
-    order = rng.permutation(np.setdiff1d(np.arange(len(x_train)), train_idx))
-    taken = iter(np.split(order, np.cumsum([256, 250, 500, 3000, 96, 64, 16])))
+    order = rng.permutation(len(x_train))
+    sizes = [256, 250, 500, 3000, 96, 64, 16]
+    taken = iter(np.split(order[:sum(sizes)], np.cumsum(sizes)[:-1]))
     pick = lambda: next(taken)  # noqa: E731  (disjoint samples, one per probe)
 
     idx = pick()
@@ -72,14 +89,14 @@ def build(root: Path, *, dataset, retrain: RetrainBudget, seed: int = 2016, perm
     save(inputs.public, "build_model", x=flat(x_train[pick()]))
     save(inputs.public, "forward", W=rng.normal(size=(64, 32)), b=rng.normal(size=32), X=rng.normal(size=(300, 64)))
 
-    # The budgeted retrain, on pixel- and label-permuted data (secret per run).
+    # The budgeted retrain, on a subset, a rotation and a relabelling drawn per run (see the module's docstring);
+    # its images are never among the probes' samples.
     secret = np.random.default_rng(permutation_seed if permutation_seed is not None else secrets.randbits(64))
-    pixels, classes = secret.permutation(PIXELS), secret.permutation(NUM_CLASSES)
-    # Large image sets stay uint8 on disk (a quarter of the bytes); readers scale them to [0, 1].
-    save(inputs.public, "retrain", images=x_train[train_idx].reshape(-1, PIXELS)[:, pixels],
-          y=one_hot(classes[y_train[train_idx]]))
-    save(inputs.trusted, "retrain_eval", images=x_test.reshape(-1, PIXELS)[:, pixels],
-          labels=classes[y_test].astype(np.int64))
+    train_idx = secret.choice(order[sum(sizes):], size=retrain.train_examples, replace=False)
+    rotation, classes = random_rotation(secret, PIXELS), secret.permutation(NUM_CLASSES)
+    save(inputs.public, "retrain", x=transformed(x_train[train_idx], rotation, secret),
+         y=one_hot(classes[y_train[train_idx]]))
+    save(inputs.trusted, "retrain_eval", x=transformed(x_test, rotation, secret), labels=classes[y_test].astype(np.int64))
     save(inputs.trusted, "test", images=x_test.reshape(-1, PIXELS), labels=y_test.astype(np.int64))
     (inputs.trusted / "retrain.json").write_text(json.dumps(retrain.as_dict()))
     return seal(inputs)

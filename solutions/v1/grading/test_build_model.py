@@ -4,9 +4,37 @@ import numpy as np
 import pytest
 
 from autograder.artifacts import ProbeFailed, inert
-from autograder.grading import Mismatch, expect
+from autograder.grading import Mismatch, expect, probe
 from autograder.numpy_model import UnsupportedModel, from_export
 from .cases import BUILD_CASES
+
+
+@probe("build_model", params={"cases": [{"label": c["label"], "kwargs": c["kwargs"],
+                                         "export_weights": c.get("export_weights", False)} for c in BUILD_CASES]})
+def record_build_model(run):
+    """Call build_model with each case's arguments; record the returned model's layers (read back from the
+    archive it saves to) and, for the default, its weights and its outputs on grader inputs."""
+    from autograder.harness import export
+    sample = run.inputs()["x"]
+    for case in run.params["cases"]:
+        label, kwargs = case["label"], dict(case["kwargs"])
+        with run.case(label):
+            if "hidden_units" in kwargs:
+                kwargs["hidden_units"] = tuple(kwargs["hidden_units"])
+            result = run.call("build_model", **kwargs)
+            model = result.model()  # refused unless it is a plain Keras model of allowlisted layers
+            description, arrays = export.describe_model(model, prefix=f"{label}_")
+            # What class the student's object was, as the student's process reported it (the archive holds
+            # only standard classes, or it was refused above).
+            description.update(qualified_name=result.tree.get("class"), is_model=True,
+                               is_sequential=bool(result.tree.get("is_sequential")),
+                               exact_sequential=bool(result.tree.get("exact_sequential")))
+            run.record[label] = description
+            if case.get("export_weights"):
+                for key, array in arrays.items():
+                    run.save(key, array)
+                run.save(f"{label}_output", np.asarray(model(export.sample_for(model, sample), training=False),
+                                                       dtype=np.float32))
 
 LECTURE_PARAMETERS = 784 * 500 + 500 + 500 * 500 + 500 + 500 * 10 + 10  # 648,010
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from autograder.artifacts import inert
-from autograder.grading import describe_shape, expect
+from autograder.grading import describe_shape, expect, probe
 from autograder.numpy_model import ACTIVATIONS, accuracy, cross_entropy
 
 
@@ -90,3 +90,28 @@ def test_most_probable_digit(artifacts, inputs):
     wrong = int(np.count_nonzero((predictions.reshape(-1) != expected) & clear))
     expect(wrong == 0, f"{wrong} of {n} labels are not the model's most probable digit. Use model.predict(x) and "
                        "np.argmax(..., axis=1) over the 10 probabilities of each row.")
+
+
+@probe("evaluate_model")
+def record_evaluate(run):
+    """Call evaluate_model on the grader's known model and samples; record what it returned."""
+    from .models import known_linear_model
+    data = run.inputs("known_model")
+    result = run.call("evaluate_model", known_linear_model(data), data["x"], data["y"])
+    run.record["returned_type"] = result.type_name
+    if result.kind in ("tuple", "list"):
+        items = result.items()
+        run.record["length"] = int(result.tree.get("length", len(items)))
+        run.record["values"] = [item.value if item.kind == "json" and isinstance(item.value, (int, float))
+                                and not isinstance(item.value, bool) else None for item in items[:4]]
+        run.record["types"] = [item.type_name for item in items[:4]]
+
+
+@probe("predict_digits")
+def record_predict(run):
+    """Call predict_digits on the grader's known model and samples; record the labels it returned."""
+    from .models import known_linear_model
+    data = run.inputs("known_model")
+    result = run.call("predict_digits", known_linear_model(data), data["x"])
+    run.record["returned_type"] = result.type_name
+    run.save("predictions", result)

@@ -3,10 +3,11 @@
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from autograder.artifacts import ProbeFailed
-from autograder.grading import expect
+from autograder.grading import expect, probe
 from .cases import MINIBATCH_CASES, SIZE_CASES
 
 CASES = {case["label"]: case for case in MINIBATCH_CASES}
@@ -130,3 +131,32 @@ def test_shuffle_uses_rng(artifacts):
            "rng argument (rng.permutation / rng.shuffle), not from np.random or random.")
     expect(first != _batches(artifacts, "other_seed"),
            "Generators with different seeds gave the same batches: the order must come from rng.")
+
+
+@probe("minibatches", params={"cases": [dict(c) for c in MINIBATCH_CASES]})
+def record_minibatches(run):
+    """Drain minibatches for each case (grader-chosen n, batch size and seed); record which rows of x each
+    yielded batch holds, and whether its y rows belong to them."""
+    from autograder.harness.executor import RowIndex
+    from autograder.harness.values import Rng
+    data = run.inputs()
+    x, y = data["x"], data["y"]
+    rows = RowIndex(x)
+    outcomes = {}
+    for case in run.params["cases"]:
+        label, n = case["label"], case["n"]
+        with run.case(label):
+            result = run.call("minibatches", x[:n], y[:n], case["batch_size"], Rng(case["seed"]),
+                              iterate={"max_items": 2000, "max_rows": 4 * n})
+            batches, paired = [], True
+            for item in result.items():
+                xb, yb = item.pair("a pair (xb, yb)")
+                ids = rows.ids(xb.array())
+                labels = yb.array()
+                labels = np.argmax(labels, axis=1) if labels.ndim == 2 else labels.reshape(-1)
+                if len(labels) != len(ids) or any(i >= 0 and data["labels"][i] != label_of
+                                                  for i, label_of in zip(ids, labels)):
+                    paired = False
+                batches.append(ids)
+            outcomes[label] = {"batches": batches, "paired": paired, "too_many": result.truncated}
+    run.record["cases"] = outcomes

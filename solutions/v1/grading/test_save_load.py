@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from autograder.artifacts import inert
-from autograder.grading import expect
+from autograder.grading import expect, probe
 from autograder.numpy_model import ACTIVATIONS
 
 
@@ -46,3 +46,43 @@ def test_loads_with_identical_predictions(artifacts, inputs):
     expected = _known_probabilities(inputs)
     expect(predictions.shape == expected.shape and np.allclose(predictions, expected, atol=1e-5),
            "The model you loaded predicts differently from the one that was saved.")
+
+
+@probe("save_model")
+def record_save_model(run):
+    """Call save_model on the grader's known model with a path; record what the file it wrote is, and the
+    predictions of that file reloaded here (after the allowlist check, with safe_mode)."""
+    from autograder.harness.recorder import keras_file_info
+    from autograder.harness.values import Path
+    from .models import known_linear_model
+    data = run.inputs("known_model")
+    result = run.call("save_model", known_linear_model(data), Path("saved_by_student.keras"),
+                      collect=["saved_by_student.keras"])
+    info, content = result.collected("saved_by_student.keras")
+    run.record["file"] = keras_file_info(content, info.get("exists", False))
+    if content is not None and run.record["file"].get("is_zip"):
+        run.progress("loading the student's file with keras.saving.load_model(safe_mode=True)")
+        try:
+            reloaded = run.load_model_bytes(content, function="save_model")
+            run.save("reloaded_predictions", np.asarray(reloaded(data["x"], training=False), dtype=np.float32))
+            run.record["keras_loads_it"] = True
+        except Exception as error:
+            run.record["keras_loads_it"] = False
+            run.record["keras_error"] = str(getattr(error, "info", {}).get("message") or error)[:300]
+
+
+@probe("load_model")
+def record_load_model(run):
+    """Hand load_model a .keras file the grader saved (in another process: this one); record what it returned
+    and that model's predictions, computed here."""
+    from autograder.harness.recorder import model_bytes
+    from autograder.harness.values import Path
+    from .models import known_linear_model
+    data = run.inputs("known_model")
+    grader_file = model_bytes(known_linear_model(data))
+    result = run.call("load_model", Path("saved_by_grader.keras", grader_file))
+    run.record["returned_type"] = result.type_name
+    run.record["is_model"] = result.is_model
+    if result.is_model:
+        model = result.model()
+        run.save("predictions", np.asarray(model(data["x"], training=False), dtype=np.float32))

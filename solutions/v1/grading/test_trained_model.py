@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from autograder.artifacts import ProbeFailed, inert
-from autograder.grading import Mismatch, expect, linear_credit
+from autograder.grading import Mismatch, StudentError, expect, linear_credit, probe
 from autograder.numpy_model import UnsupportedModel, accuracy, from_export
 
 
@@ -112,3 +112,41 @@ def test_retrain_budget(artifacts, inputs, thresholds, credit):
                              "reached {achieved:.2%} on held-out images; required {required:.2%}." + took,
                      advice="Check that build_model ends in softmax, compile_model uses categorical cross-entropy, "
                             "and train_model passes batch_size and epochs to fit.")
+
+
+@probe("trained_model", needs_module=False, only_with_model=True, parallel=True)
+def record_trained_model(run):
+    """The submitted model file, loaded here (it is never mounted where the student's code runs); record its
+    layers, weights and outputs on grader inputs."""
+    model = run.load_submitted_model()
+    run.export(model, sample=run.inputs("consistency")["x"])
+
+
+@probe("retrain", function="trained_model", timeout="retrain", parallel=True,
+       params=lambda assignment, rubric: {"seed": rubric.retrain.seed, "epochs": rubric.retrain.epochs,
+                                          "batch_size": rubric.retrain.batch_size,
+                                          "hidden_units": list(rubric.retrain.hidden_units)})
+def record_retrain(run):
+    """The budgeted retrain: the student's build_model, its weights thrown away and drawn afresh here, then the
+    student's compile_model and train_model on the secretly rotated and relabelled subset (inputs.py); record
+    the trained network. The submitted model file is not where the student's code runs."""
+    import time
+    from autograder.harness.values import Handle
+    from .models import reinitialized
+    data = run.inputs()
+    params = run.params
+    run.seed(params["seed"])
+    built = run.call("build_model", hidden_units=tuple(params["hidden_units"]))
+    if not built.is_model:
+        raise StudentError("build_model", "return", f"returned a {built.type_name}, not a Keras model, so there is "
+                           "no network to retrain")
+    # Whatever the student's code built in (pretrained weights), the retrain starts from fresh weights.
+    fresh = reinitialized(built.model(), params["seed"])
+    run.call("compile_model", fresh, optimizer="adam", keep_argument={"model": 0})
+    x = data["x"]  # already inputs: rotated, relabelled (inputs.py)
+    run.seed(params["seed"])
+    started = time.perf_counter()
+    trained = run.call("train_model", Handle("model"), x, data["y"], batch_size=params["batch_size"],
+                       epochs=params["epochs"], prepare={0: "training"}, after={0: "model"})
+    run.record["train_seconds"] = round(time.perf_counter() - started, 3)
+    run.export(trained.after_model(0), sample=run.inputs("consistency")["x"])
