@@ -177,6 +177,9 @@ def explain_incomplete(status: dict, progress: str) -> tuple[str, str | None]:
     during = f" (last step: {inert(progress)})" if progress else ""
     if status.get("skipped"):
         return (f"Not checked: {status.get('reason', 'the submission could not be run')}", None)
+    if status.get("over_cap"):
+        return ("Not checked: your code sent more than the grader accepts from one submission (files and output "
+                "in all), so its sandbox was stopped.", "artifacts_too_large")
     if status.get("not_run"):
         return ("This check did not run: the sandbox stopped earlier and ran out of restarts.", "sandbox_died")
     if status.get("sandbox_died"):

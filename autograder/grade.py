@@ -272,6 +272,11 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
 def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, progress, versions, expected,
                   command) -> list[GradeOutcome]:
     settings, uid_lock = claim_uid_range(settings)  # held until this process ends
+    if not settings.unsafe_no_sandbox:  # before any thread: the cgroup tree may have to move this process
+        groups = isolation.submission_groups(settings)
+        if isolation.is_root() and not groups.available:
+            print(f"note: no cgroup per submission here ({groups.reason}); sandboxes are bounded by rlimits only.",
+                  file=sys.stderr)
     # No more parallel jobs than submissions. Slots a small class leaves free become helper slots that run
     # a submission's training checks (the probes marked parallel) beside its other checks (one submission on two
     # cores: both used).
@@ -313,6 +318,7 @@ def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, 
     finally:
         if pool is not None:
             pool.close()
+        isolation.close_submission_groups()
         try:
             book.finish_run(run_id, status)
         except Exception:

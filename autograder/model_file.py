@@ -54,7 +54,7 @@ def check_model_file(path: Path, *, name: str = "") -> ModelFileVerdict:
     size = path.stat().st_size
     if size > MAX_MODEL_BYTES:
         return ModelFileVerdict(True, reason=f"{name} is {size / 2**20:.0f} MB; the limit is "
-                                f"{MAX_MODEL_BYTES // 2**20} MB (an MNIST MLP needs about 8 MB)", flag="oversized_model")
+                                f"{MAX_MODEL_BYTES // 2**20} MB (a 784-input MLP of the lectures needs about 8 MB)", flag="oversized_model")
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head == HDF5_MAGIC:

@@ -96,7 +96,7 @@ def from_export(description: dict, load_array: Callable[[str], np.ndarray], *, m
     Args:
         description: ``{"input_shape": [None, 784], "layers": [{"class_name", "builtin", "config", "weights"}...]}``.
         load_array: reads one exported weight array by key (the grader's capped, pickle-free loader).
-        max_parameters: refuse larger models (absurd sizes cost memory and time; no MNIST MLP needs them).
+        max_parameters: refuse larger models (absurd sizes cost memory and time; no MLP of these assignments needs them).
 
     Raises:
         UnsupportedModel: a non-allowlisted layer or activation, a custom class, or shapes that don't fit.
@@ -135,7 +135,7 @@ def from_export(description: dict, load_array: Callable[[str], np.ndarray], *, m
             model.values_per_example += values
             if model.values_per_example > MAX_VALUES_PER_EXAMPLE:
                 raise UnsupportedModel(f"the model computes more than {MAX_VALUES_PER_EXAMPLE:,} values per image; "
-                                       "an MNIST network needs a few thousand")
+                                       "a 784-input MLP needs a few thousand")
         model.summary.append(text)
         if kind in ("Dense", "Activation"):
             model.output_activation = str(config.get("activation"))

@@ -29,6 +29,8 @@ class Settings:
     max_processes: int = field(default=256, metadata={"help": "RLIMIT_NPROC: processes and threads per sandbox uid"})
     max_file_mb: int = field(default=128, metadata={"help": "RLIMIT_FSIZE: largest file a submission may write"})
     scratch_mb: int = field(default=512, metadata={"help": "size of the sandbox's private /tmp"})
+    artifacts_mb: int = field(default=384, metadata={
+        "help": "most a submission may send back in all (files and output, across relaunches and helper slots)"})
     threads_per_job: int = field(default=0, metadata={
         "help": "TensorFlow/BLAS threads per submission (0: the cores divided among the jobs)"})
     first_uid: int = field(default=61000, metadata={"help": "first host uid of the per-slot sandbox identities (root only)"})

@@ -46,7 +46,7 @@ def _compiles(source: str) -> SyntaxError | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escape sequences are warnings, not the student's zero
-            compile(source, "hello_mnist.py", "exec", dont_inherit=True)
+            compile(source, "<submitted module>", "exec", dont_inherit=True)
     except SyntaxError as error:
         return error
     except (ValueError, RecursionError, MemoryError) as error:  # null bytes, absurd nesting
@@ -69,7 +69,7 @@ def _blocks(lines: list[str]) -> list[int]:
 
 def _stub(names: tuple[str, ...], line: int, message: str, width: int) -> list[str]:
     text = f"line {line}: {message}"
-    stubs = [f"def {name}(*args, **kwargs): raise SyntaxError({f'{name} was not graded: hello_mnist.py {text}'!r})"
+    stubs = [f"def {name}(*args, **kwargs): raise SyntaxError({f'{name} was not graded: a syntax error at {text}'!r})"
              for name in names] or ["pass"]
     return (stubs + [""] * width)[:max(width, len(stubs))]
 

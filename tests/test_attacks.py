@@ -192,7 +192,7 @@ def batch(materialized, tmp_path_factory):
     settings = attack_settings()
     started = time.monotonic()
     try:
-        outcomes = grade_paths(list(sources.values()), out, settings)
+        outcomes = grade_paths(list(sources.values()), out, settings, version="v1")
     finally:
         wall = time.monotonic() - started
     time.sleep(1.0)  # let a straggler show itself
@@ -309,18 +309,21 @@ def test_host_disk_space_and_memory_come_back(batch):
         f"{(batch.after['shmem'] - batch.before['shmem']) / 2**20:.0f} MB of tmpfs still in use"
 
 
-def test_concurrent_grading_runs_do_not_share_a_memory_cgroup():
-    """Two grading runs on one machine (two TAs, or CI next to a real run) with disjoint uid ranges must
-    not share a memory cgroup: a memory bomb graded by one would OOM-kill the other's honest submission,
-    and a sandbox of one would be charged the other's memory. The cgroup is named after the slot only."""
+def test_concurrent_grading_runs_do_not_share_a_cgroup():
+    """Two grading runs on one machine (two TAs, or CI next to a real run) must not share a cgroup: a memory
+    bomb graded by one would OOM-kill the other's honest submission. Each run's groups live under a run
+    group of its own, named after its process and start time."""
     from autograder.sandbox import isolation
-    if not isolation.is_root():
-        pytest.skip("per-slot uids and memory cgroups exist only when grading as root")
-    ours, default = attack_settings(), attack_settings(first_uid=61000)
-    mine = isolation.memory_cgroup(ours, 0)
-    if mine is None:
-        pytest.skip("no memory cgroup on this machine")
-    assert mine != isolation.memory_cgroup(default, 0), f"uids {SETTINGS['first_uid']} and 61000 both use {mine}"
+    first, second = isolation.SubmissionGroups(attack_settings()), isolation.SubmissionGroups(attack_settings())
+    try:
+        if not first.available:
+            pytest.skip(f"no cgroup per submission on this machine: {first.reason}")
+        mine, theirs = first.submission(0), second.submission(0)
+        assert set(mine.procs_files()).isdisjoint(theirs.procs_files())
+        assert first.run.name != second.run.name
+    finally:
+        first.close()
+        second.close()
 
 
 def test_artifacts_and_output_are_capped(batch):
@@ -580,3 +583,163 @@ def test_a_scoring_failure_costs_one_submission_not_the_batch(batch, materialize
     assert "scoring took more than" in (tmp_path / "out" / failed.details).read_text()
     graded = outcomes[other].report
     assert graded.graded and "unsafe_model" in graded.flags and "not_graded" not in graded.flags
+
+
+# ---------------------------------------------------------------------------------------------
+# One cgroup and one sandbox per submission: neighbours, notes for the next one, the artifact cap
+# ---------------------------------------------------------------------------------------------
+
+def _submission(folder: Path, mutation: str = "", *, model: bool = True) -> Path:
+    """A submission folder: the solution with ``mutation`` applied (factory.apply_mutation)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = factory.student_source()
+    (folder / "hello_mnist.py").write_text(factory.apply_mutation(source, textwrap.dedent(mutation)) if mutation else source)
+    if model:
+        shutil.copy(factory.EXAMPLE_MODEL, folder / "model.keras")
+    return folder
+
+
+def _needs_cgroups():
+    from autograder.sandbox import isolation
+    groups = isolation.SubmissionGroups(attack_settings())
+    try:
+        if not groups.available:
+            pytest.skip(f"no cgroup per submission on this machine: {groups.reason}")
+    finally:
+        groups.close()
+
+
+SPAWNER = '''
+def build_model(hidden_units=(500, 500), activation="sigmoid"):
+    """Correct, but first starts 60 busy processes, each in a session of its own, and keeps them busy
+    for 15 s (within the check's limit) before it returns."""
+    import os
+    import time
+    for _ in range(60):
+        if os.fork() == 0:
+            os.setsid()
+            while True:
+                pass
+    until = time.monotonic() + 15
+    while time.monotonic() < until:
+        pass
+    model = keras.Sequential([keras.Input(shape=(IMAGE_PIXELS,))]
+                             + [keras.layers.Dense(units, activation=activation) for units in hidden_units]
+                             + [keras.layers.Dense(NUM_CLASSES, activation="softmax")])
+    return model
+'''
+
+
+def test_a_neighbour_beside_a_process_spawner_keeps_its_points_and_time(tmp_path):
+    """Graded beside a submission that keeps 60 busy processes in 60 sessions running, an honest one keeps
+    its 100 points and stays within a small factor of its time alone: the kernel shares the CPU between the
+    two submissions' cgroups by weight, not between their processes (without a group each, 36-fold)."""
+    _needs_cgroups()
+    honest = _submission(tmp_path / "honest" / "b_honest")
+    alone = grade_paths([honest], tmp_path / "alone", attack_settings(jobs=1))["b_honest"]
+    spawner = _submission(tmp_path / "pair" / "a_spawner", SPAWNER)
+    beside = grade_paths([spawner, _submission(tmp_path / "pair" / "b_honest")], tmp_path / "out-pair",
+                         attack_settings(jobs=2))
+    neighbour = beside["b_honest"]
+    assert neighbour.report.total == 100, neighbour.report.flags
+    slower = neighbour.timing.sandbox_wall / alone.timing.sandbox_wall
+    print(f"\nneighbour: alone {alone.timing.sandbox_wall:.1f} s, beside the spawner "
+          f"{neighbour.timing.sandbox_wall:.1f} s ({slower:.2f}x)")
+    assert slower < 2.5, f"{alone.timing.sandbox_wall:.1f} s alone, {neighbour.timing.sandbox_wall:.1f} s beside"
+
+
+NOTE_WRITER = '''
+def preprocess(images, labels):
+    """Correct, but first leaves notes wherever something might outlive it: the kernel's per-uid and session
+    keyrings, /dev/shm, /tmp, $HOME, /var/tmp."""
+    import ctypes
+    import os
+    libc = ctypes.CDLL(None, use_errno=True)
+    for keyring in (-4, -3):  # KEY_SPEC_USER_KEYRING, KEY_SPEC_SESSION_KEYRING
+        libc.syscall(248, b"user", b"autograder-note", b"from the first submission", 26, keyring)  # add_key
+    for folder in ("/dev/shm", "/tmp", os.path.expanduser("~"), "/var/tmp"):
+        try:
+            with open(os.path.join(folder, "autograder-note"), "w") as handle:
+                handle.write("from the first submission")
+        except OSError:
+            pass
+    images = np.asarray(images)
+    x = images.reshape(len(images), IMAGE_PIXELS).astype("float32") / 255.0
+    y = keras.utils.to_categorical(np.asarray(labels), NUM_CLASSES).astype("float32")
+    return x, y
+'''
+
+NOTE_READER = '''
+def preprocess(images, labels):
+    """Correct only if it finds no note of the submission graded before it in the same slot."""
+    import ctypes
+    import os
+    libc = ctypes.CDLL(None, use_errno=True)
+    found = []
+    for keyring in (-4, -3):
+        if libc.syscall(250, 0, b"user", b"autograder-note", keyring) > 0:  # request_key
+            found.append(f"keyring {keyring}")
+    for folder in ("/dev/shm", "/tmp", os.path.expanduser("~"), "/var/tmp"):
+        if os.path.exists(os.path.join(folder, "autograder-note")):
+            found.append(folder)
+    if found:
+        raise RuntimeError("notes found: " + ", ".join(found))
+    images = np.asarray(images)
+    x = images.reshape(len(images), IMAGE_PIXELS).astype("float32") / 255.0
+    y = keras.utils.to_categorical(np.asarray(labels), NUM_CLASSES).astype("float32")
+    return x, y
+'''
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_a_second_submission_in_the_slot_finds_nothing_the_first_left(tmp_path, warm):
+    """Two submissions graded one after the other in one slot (one job): the second finds none of the notes
+    the first left (keyrings, /dev/shm, /tmp, HOME), and neither does a later run."""
+    writer = _submission(tmp_path / "in" / "a_writer", NOTE_WRITER, model=False)
+    reader = _submission(tmp_path / "in" / "b_reader", NOTE_READER, model=False)
+    outcomes = grade_paths([writer, reader], tmp_path / "out", attack_settings(jobs=1, warm_workers=warm))
+    later = grade_paths([reader], tmp_path / "out-later", attack_settings(jobs=1, warm_workers=warm))
+    for outcome in (outcomes["b_reader"], later["b_reader"]):
+        scores = outcome.report.by_function()
+        failed = {t["name"]: t["output"] for t in outcome.report.tests if t["status"] != "passed"}
+        assert scores["preprocess"][0] == scores["preprocess"][1], failed
+    assert outcomes["a_writer"].report.by_function()["preprocess"][0] == 8
+
+
+FLOODER = '''
+def preprocess(images, labels):
+    """Returns 40 MB arrays (recorded by the grader as x.npy and y.npy) instead of the inputs."""
+    return np.zeros((10_000_000,), np.float32), np.zeros((10_000_000,), np.float32)
+
+
+def forward_loop(W, b, X):
+    return np.zeros((10_000_000,), np.float32)
+
+
+def forward_matrix(W, b, X):
+    return np.zeros((10_000_000,), np.float32)
+
+
+def predict_digits(model, x):
+    return np.zeros((10_000_000,), np.float32)
+'''
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_the_artifact_cap_holds_per_submission(tmp_path, warm):
+    """A submission whose functions return 40 MB arrays sends no more than its cap in all (here 100 MiB,
+    across relaunches and the helper slot), is stopped at once when it reaches it (not after its whole time
+    budget), loses the checks it did not finish, and its neighbour is graded in full."""
+    flooder = _submission(tmp_path / "in" / "flooder", FLOODER)
+    honest = make_honest(tmp_path / "in" / HONEST)
+    settings = attack_settings(jobs=2, warm_workers=warm, artifacts_mb=100)
+    started = time.monotonic()
+    outcomes = grade_paths([flooder, honest], tmp_path / "out", settings)
+    took = time.monotonic() - started
+    report = outcomes["flooder"].report
+    sent = sum(p.stat().st_size for p in (tmp_path / "out" / "submissions" / "flooder" / "artifacts").rglob("*")
+               if p.is_file())
+    assert sent <= 100 * 2**20, f"{sent / 2**20:.0f} MiB kept"
+    assert "artifacts_too_large" in report.flags, report.flags
+    assert outcomes[HONEST].report.total == 100
+    assert took < 120, f"the batch took {took:.0f} s: the flooder's sandbox was not stopped at once"

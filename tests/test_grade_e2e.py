@@ -21,7 +21,8 @@ FUNCTIONS = factory.V1.function_names
 def graded(materialized, settings, tmp_path_factory):
     out = tmp_path_factory.mktemp("class")
     paths = [materialized[s.name] for s in CLASS]
-    return out, grade_paths(paths, out, settings)
+    # v1's class: the TA says so (a broken submission names no version, and the default is the latest one)
+    return out, grade_paths(paths, out, settings, version="v1")
 
 
 def full_marks():

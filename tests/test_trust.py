@@ -157,17 +157,18 @@ def test_a_worker_killed_mid_submission_is_not_graded_and_the_next_run_grades_it
     real_serve = WarmWorker.serve
     kills = []
 
-    def serve_then_die(self, plan, submission_dir, *, budget, on_frame):
+    def serve_then_die(self, plan, submission_dir, *, budget, on_frame, **options):
         if "victim" not in str(submission_dir):
-            return real_serve(self, plan, submission_dir, budget=budget, on_frame=on_frame)
+            return real_serve(self, plan, submission_dir, budget=budget, on_frame=on_frame, **options)
 
         def kill_after_the_first_check(header, files):
-            on_frame(header, files)
+            accepted = on_frame(header, files)
             if header["probe"] == "preprocess" and self.process is not None:
                 kills.append(self.process.pid)
                 os.killpg(self.process.pid, signal.SIGKILL)  # the worker's whole sandbox, from outside
+            return accepted
 
-        return real_serve(self, plan, submission_dir, budget=budget, on_frame=kill_after_the_first_check)
+        return real_serve(self, plan, submission_dir, budget=budget, on_frame=kill_after_the_first_check, **options)
 
     monkeypatch.setattr(WarmWorker, "serve", serve_then_die)
     out = tmp_path / "out"

@@ -16,6 +16,7 @@ import signal
 import sys
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -46,7 +47,8 @@ def _write(path: str, text: str) -> None:
         handle.write(text)
 
 
-def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | None) -> None:
+def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | None,
+                             new_cgroup_namespace: bool = False) -> None:
     """Isolate this process (must be single-threaded: call it right after fork).
 
     As root (privileged bwrap keeps CAP_SYS_ADMIN for the zygote), the namespaces are made without a
@@ -59,6 +61,8 @@ def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | Non
     as_root = os.geteuid() == 0
     outer_uid, outer_gid = os.getuid(), os.getgid()
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    if new_cgroup_namespace:  # after joining the submission's group: it then sees that group as its root
+        flags |= CLONE_NEWCGROUP
     _check(_libc.unshare(flags if as_root else flags | CLONE_NEWUSER), "unshare")
     if not as_root:
         _write("/proc/self/setgroups", "deny")
@@ -67,6 +71,9 @@ def enter_private_namespaces(*, scratch: str, scratch_bytes: int, uid: int | Non
     # Mount changes stay in this namespace.
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
     _fresh_scratch(scratch, scratch_bytes)
+    if os.path.isdir("/dev/shm"):  # the zygote's /dev is shared by its children: a fresh one, or notes survive
+        _check(_libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                           b"size=64m,mode=1777"), "mount tmpfs on /dev/shm")
     pid = os.fork()
     if pid:  # the intermediate process: wait for the namespace's PID 1, pass its status on
         _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)

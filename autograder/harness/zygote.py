@@ -41,11 +41,14 @@ def _serve_isolated(worker: dict, plan_path: str, control: int, tick: float) -> 
     try:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # the zygote's command channel is not the submission's to read
+        plan = supervisor.load_plan(plan_path)
+        # The submission's own cgroup, joined while still uid 0 (the slot's folders are bound in for this):
+        # everything this child starts is counted, limited and shares the CPU there, and ends with it.
+        joined = _join_cgroup(plan.get("cgroup_procs") or [])
         supervisor.set_dumpable(True)  # needed to write our own uid_map
         isolate.enter_private_namespaces(scratch=worker["scratch"], scratch_bytes=int(worker["scratch_bytes"]),
-                                         uid=worker.get("uid"))
+                                         uid=worker.get("uid"), new_cgroup_namespace=joined)
         supervisor.set_dumpable(False)
-        plan = supervisor.load_plan(plan_path)
         code = supervisor.serve(plan, control, startup_seconds=time.perf_counter() - tick)
     except BaseException as error:  # ours, not the student's: no student code has run yet
         try:
@@ -55,6 +58,13 @@ def _serve_isolated(worker: dict, plan_path: str, control: int, tick: float) -> 
         code = 71
     finally:
         os._exit(code)
+
+
+def _join_cgroup(procs_files: list[str]) -> bool:
+    for path in procs_files:
+        with open(path, "w") as handle:  # an error here is ours: reported, no student code has run
+            handle.write(str(os.getpid()))
+    return bool(procs_files)
 
 
 if __name__ == "__main__":

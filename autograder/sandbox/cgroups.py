@@ -346,6 +346,13 @@ def _process_start(pid: int) -> int | None:
 
 # -- the tree and its groups ----------------------------------------------------------------------------
 
+def default_run_name(number: int = 0, *, prefix: str = RUN_PREFIX) -> str:
+    """``<prefix><pid>-<start time>`` of this process, with ``-<number>`` for its further run groups: names
+    ``clean_stale`` recognises as this process's (alive while it runs, stale after)."""
+    name = f"{prefix}{os.getpid()}-{_process_start(os.getpid())}"
+    return f"{name}-{number}" if number else name
+
+
 class CgroupTree:
     """Our ``autograder`` subtree, in one (v2) or several (v1) hierarchies. Made by ``detect()``."""
 
@@ -375,7 +382,7 @@ class CgroupTree:
             CgroupError: the name is not usable or already exists, or the kernel refused.
         """
         if name is None:
-            name = f"{prefix}{os.getpid()}-{_process_start(os.getpid())}"
+            name = default_run_name(prefix=prefix)
         _check_name(name, "a run group")
         return RunGroup._create(self, {hierarchy: hierarchy.base / name for hierarchy in self.hierarchies}, name)
 
@@ -409,7 +416,7 @@ class CgroupTree:
             if not name.startswith(prefix):
                 continue
             group = RunGroup(self, {hierarchy: hierarchy.base / name for hierarchy in self.hierarchies}, name)
-            owner = re.fullmatch(re.escape(prefix) + r"(\d+)-(\d+)", name)
+            owner = re.fullmatch(re.escape(prefix) + r"(\d+)-(\d+)(?:-\d+)?", name)
             if owner:
                 pid, start = int(owner.group(1)), int(owner.group(2))
                 if _process_start(pid) == start:

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from ..settings import PACKAGE_DIR, Settings
@@ -66,7 +67,6 @@ def preload_modules() -> list[str]:
     from ..plan import grader_modules
     return [name for version in assignments.versions() for name in grader_modules(assignments.load(version))]
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "passwd", "group", "fonts")
-CGROUP_ROOTS = (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
 
 
 class IsolationUnavailable(RuntimeError):
@@ -156,7 +156,8 @@ def rlimits(settings: Settings) -> list[str]:
             "--"]
 
 
-def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: str, zygote: bool = False) -> list[str]:
+def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: str, zygote: bool = False,
+                  extra_mounts: list[str] = (), own_cgroup_namespace: bool = True) -> list[str]:
     """bwrap argv running ``boot`` (Python source) with the harness and ``binds`` (host, inside) read-only.
 
     ``zygote``: the warm worker, whose children create their own namespaces (harness/isolate.py).
@@ -166,14 +167,15 @@ def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: st
         # at once and SYS_ADMIN to mount a fresh /proc first (harness/main.py prepare), after which it and its
         # children hold no capabilities. The zygote keeps SYS_ADMIN to create each submission's namespaces
         # and mounts; its children drop it (isolate.py).
-        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+        namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                       "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
                       "--cap-add", "CAP_SYS_ADMIN"]
     else:
         # No --disable-userns: the supervisor gives the student's process a user namespace of its own, and that
         # process then forbids any further one (isolate.enter_executor_namespaces).
-        namespaces = ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                      "--unshare-cgroup-try"]
+        namespaces = ["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    if own_cgroup_namespace:  # not for a zygote: with nsdelegate it could not move its child into a group
+        namespaces.append("--unshare-cgroup-try")
     mounts = []
     for host, inside in [*grader_binds(), *binds]:
         mounts += traversable_parents(inside) + ["--ro-bind", str(host), inside]
@@ -185,6 +187,7 @@ def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: st
         *interpreter_binds(),  # after the tmpfs: a virtual environment may live under /tmp
         *mounts,
         "--proc", "/proc", "--dev", "/dev",
+        *extra_mounts,  # a warm zygote's cgroup folders: before --remount-ro (not recursive), so they stay writable
         "--remount-ro", "/",
         "--chdir", INSIDE_SCRATCH,
         *environment(settings),
@@ -192,83 +195,94 @@ def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: st
     ]
 
 
-def command(settings: Settings, *, binds: list[tuple[Path, str]], slot: int, zygote: bool = False) -> list[str]:
-    """The full argv for slot ``slot``: cgroup (when available), rlimits, bwrap, the harness."""
+def command(settings: Settings, *, binds: list[tuple[Path, str]], slot: int, zygote: bool = False,
+            cgroup=None, extra_mounts: list[str] = ()) -> list[str]:
+    """The full argv for slot ``slot``: joining ``cgroup`` (when given), rlimits, bwrap, the harness."""
     boot = ZYGOTE_BOOT if zygote else BOOT
-    argv = rlimits(settings) + bwrap_command(settings, binds=binds, boot=boot, zygote=zygote)
-    cgroup = memory_cgroup(settings, slot)
-    if cgroup is not None:
-        # Join the cgroup first, then exec the rest: every process of the sandbox is accounted there.
-        argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup)] + argv
-    return argv
+    argv = rlimits(settings) + bwrap_command(settings, binds=binds, boot=boot, zygote=zygote,
+                                             extra_mounts=list(extra_mounts), own_cgroup_namespace=not zygote)
+    # Join the cgroup first, then exec the rest: every process of the sandbox is accounted there.
+    return (cgroup.shell_prefix() + argv) if cgroup is not None else argv
 
 
-@functools.lru_cache(maxsize=None)
-def _cgroup_parent() -> Path | None:
-    if not is_root():
-        return None
-    for root in CGROUP_ROOTS:
-        controllers = root / "cgroup.controllers"
-        if root.name == "memory" and (root / "memory.limit_in_bytes").exists():
-            return root
-        if controllers.exists() and "memory" in controllers.read_text().split():
-            return root
-    return None
+_RUNS_MADE = 0
 
 
-def memory_cgroup(settings: Settings, slot: int) -> Path | None:
-    """Create (or reset) the slot's memory cgroup; None when this machine offers none to us."""
-    parent = _cgroup_parent()
-    if parent is None or settings.memory_mb <= 0:
-        return None
-    # Named after the uid, not the slot: two grading runs on one machine with different uid ranges must
-    # not charge (and OOM-kill) each other's sandboxes in one cgroup.
-    path = parent / "autograder" / f"uid-{settings.first_uid + slot}"
-    limit = str(settings.memory_mb * 1024 * 1024)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if (path / "memory.limit_in_bytes").exists():  # cgroup v1
-            (path / "memory.limit_in_bytes").write_text(limit)
-            swap = path / "memory.memsw.limit_in_bytes"
-            if swap.exists():
-                try:
-                    swap.write_text(limit)
-                except OSError:
-                    pass
-        else:  # cgroup v2
-            (parent / "autograder" / "cgroup.subtree_control").write_text("+memory")
-            (path / "memory.max").write_text(limit)
-            (path / "memory.swap.max").write_text("0")
-    except OSError:
-        return None
-    return path
+class SubmissionGroups:
+    """The cgroups of one grading run (``cgroups.py``): one per slot, and in it one per launch of a
+    submission's sandbox (memory limit, CPU weight, process limit), removed when that launch ends; a warm
+    zygote sits in its slot's ``zygote`` group. Only as root on a machine that offers the memory, CPU and
+    pids controllers; otherwise ``reason`` says why not, and rlimits alone bound a sandbox."""
 
+    def __init__(self, settings: Settings):
+        self.settings, self.run, self.reason = settings, None, None
+        self._slots: dict[int, object] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+        if not is_root():
+            self.reason = "cgroups need root"
+            return
+        if settings.memory_mb <= 0:
+            self.reason = "memory_mb is 0"
+            return
+        from . import cgroups
+        global _RUNS_MADE
+        try:
+            tree = cgroups.detect()
+            tree.clean_stale()
+            # Named after this process (clean_stale knows it is alive, and removes it once it is gone); a
+            # further run group of the same process (tests, a second grading call) gets a number.
+            self.run = tree.run_group(cgroups.default_run_name(_RUNS_MADE))
+            _RUNS_MADE += 1
+        except cgroups.CgroupError as error:
+            self.reason = str(error)
 
-def existing_memory_cgroup(settings: Settings, slot: int) -> Path | None:
-    """The slot's memory cgroup if it was made (``memory_cgroup``), without touching it."""
-    parent = _cgroup_parent()
-    if parent is None or settings.memory_mb <= 0:
-        return None
-    path = parent / "autograder" / f"uid-{settings.first_uid + slot}"
-    return path if path.is_dir() else None
+    @property
+    def available(self) -> bool:
+        return self.run is not None
 
+    def slot(self, slot: int):
+        with self._lock:
+            if slot not in self._slots:
+                self._slots[slot] = self.run.slot(f"slot-{slot}")
+            return self._slots[slot]
 
-def cgroup_oom_kills(cgroup: Path | None) -> int:
-    """How many times the kernel's OOM killer fired in the slot's cgroup so far (0 without a cgroup)."""
-    if cgroup is None:
-        return 0
-    for name in ("memory.events", "memory.oom_control"):
-        path = cgroup / name
-        if path.exists():
+    def submission(self, slot: int, *, name: str | None = None):
+        """A fresh group for one launch in ``slot``: the submission's memory and process limits, an equal
+        CPU share beside its neighbours however many processes it starts."""
+        with self._lock:
+            self._count += 1
+            name = name or f"sub-{self._count}"
+        return self.slot(slot).submission(name, memory_bytes=self.settings.memory_mb * 2**20,
+                                          pids_max=self.settings.max_processes)
+
+    def close(self) -> None:
+        if self.run is not None:
             try:
-                lines = path.read_text().splitlines()
-            except OSError:
-                return 0
-            for line in lines:
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
-    return 0
+                self.run.remove()
+            except Exception:  # noqa: BLE001  a group a process still holds: clean_stale takes it next run
+                pass
+
+
+_GROUPS: dict[tuple, SubmissionGroups] = {}
+_GROUPS_LOCK = threading.Lock()
+
+
+def submission_groups(settings: Settings) -> SubmissionGroups:
+    """The grading run's cgroups for these settings (made once per process and settings; call it early,
+    before threads start, where the cgroup tree may have to move this process)."""
+    key = (settings.first_uid, settings.memory_mb, settings.max_processes)
+    with _GROUPS_LOCK:
+        if key not in _GROUPS:
+            _GROUPS[key] = SubmissionGroups(settings)
+        return _GROUPS[key]
+
+
+def close_submission_groups() -> None:
+    with _GROUPS_LOCK:
+        for groups in _GROUPS.values():
+            groups.close()
+        _GROUPS.clear()
 
 
 @functools.lru_cache(maxsize=None)

@@ -23,6 +23,7 @@ from . import isolation
 
 INBOX = "/sandbox/inbox"
 WORKER_FILE = "worker.json"
+CGROUP_ROOT = "/sandbox/cgroup"  # the slot's cgroup folders, for the zygote's children to join theirs
 
 
 class WorkerUnavailable(RuntimeError):
@@ -38,6 +39,8 @@ class WarmWorker:
         self.inbox = self.home / "inbox"
         self.process: subprocess.Popen | None = None
         self.ready_seconds: float | None = None
+        self.groups = isolation.submission_groups(settings)
+        self.zygote_group = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -65,8 +68,12 @@ class WarmWorker:
         os.chmod(config / WORKER_FILE, 0o644)
         # Each version's public inputs at /sandbox/inputs/<version> (a mixed class shares the workers).
         binds = [(folder, f"{isolation.INSIDE_INPUTS}/{version}") for version, folder in sorted(self.inputs_dirs.items())]
-        argv = isolation.command(self.settings, slot=self.slot, zygote=True, binds=[
-            *binds, (self.inbox, INBOX), (config, "/sandbox/config")])
+        extra, self.zygote_group = [], None
+        if self.groups.available:
+            self.zygote_group = self.groups.submission(self.slot, name=f"zygote-{self.slot}-{time.monotonic_ns()}")
+            extra = self.groups.slot(self.slot).bind_args(CGROUP_ROOT)
+        argv = isolation.command(self.settings, slot=self.slot, zygote=True, cgroup=self.zygote_group,
+                                 extra_mounts=extra, binds=[*binds, (self.inbox, INBOX), (config, "/sandbox/config")])
         self.stderr = open(self.home / "stderr.txt", "wb")
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
@@ -93,19 +100,32 @@ class WarmWorker:
                     pass
             self.stderr.close()
             self.process = None
+        if self.zygote_group is not None:
+            try:
+                self.zygote_group.remove()
+            except Exception:  # noqa: BLE001  left for clean_stale
+                pass
+            self.zygote_group = None
 
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     # -- one submission ---------------------------------------------------------------------------
-    def serve(self, plan: dict, submission_dir: Path, *, budget: float, on_frame) -> str:
+    def serve(self, plan: dict, submission_dir: Path, *, budget: float, on_frame, cgroup=None) -> str:
         """Run ``plan`` on the staged submission; call ``on_frame(header, files)`` per probe frame.
 
-        Returns ``"done"``, ``"timeout"`` or ``"broken"`` (the worker was killed and must restart).
+        ``cgroup``: the submission's group (``isolation.SubmissionGroups``), which the zygote's child joins
+        before it becomes the sandbox uid. ``on_frame`` may return False to end the job at once (a stream
+        over the cap or a forged frame): the worker is then killed.
+
+        Returns ``"done"``, ``"timeout"``, ``"stopped"`` or ``"broken"`` (the worker was killed and must
+        restart).
         """
         if not self.alive:
             self.start()
+        if cgroup is not None:
+            plan = {**plan, "cgroup_procs": [str(path) for path in cgroup.procs_files(inside_root=CGROUP_ROOT)]}
         for item in self.inbox.iterdir():
             shutil.rmtree(item) if item.is_dir() else item.unlink()
         staged = self.inbox / "submission"
@@ -130,7 +150,9 @@ class WarmWorker:
                 header, files = frame
                 if header["probe"] == "_done":
                     return "done"
-                on_frame(header, files)
+                if on_frame(header, files) is False:
+                    self.stop()
+                    return "stopped"
         except BrokenPipeError:  # the worker died between jobs
             self.stop()
             return "broken"

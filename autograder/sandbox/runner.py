@@ -27,9 +27,24 @@ from . import isolation
 
 MAX_FILE_BYTES = 48 * 1024 * 1024
 MAX_FRAME_BYTES = 128 * 1024 * 1024
-MAX_TOTAL_BYTES = 384 * 1024 * 1024
+MAX_TOTAL_BYTES = 384 * 1024 * 1024  # a FrameSink's own cap when no submission budget is given
 MAX_STDERR_BYTES = 64 * 1024
 MAX_LAUNCHES = 3
+
+
+class ArtifactBudget:
+    """What one submission's sandboxes may send in all: counted across its relaunches and the helper slot
+    that runs its parallel checks (one object per submission, shared by their threads)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` bytes; False once the submission is over its limit."""
+        with self._lock:
+            self.used += size
+            return self.used <= self.limit
 
 
 class SandboxError(RuntimeError):
@@ -67,7 +82,7 @@ GRADER_SIDE_FLAGS = {"sandbox_exit", "sandbox_wall_clock", "stream_error", "prot
 
 def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Path, artifacts_dir: Path,
                work_dir: Path, settings: Settings, slot: int, workers=(), version: str, module: str,
-               model: str) -> SandboxResult:
+               model: str, budget: ArtifactBudget | None = None) -> SandboxResult:
     """Run ``probes`` for one staged submission; never raises for anything the submission does.
 
     Args:
@@ -82,6 +97,7 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
             the ``PARALLEL_PROBES`` in its own isolated job at the same time; empty for a cold sandbox.
         version, module, model: the assignment version graded (its inputs folder in a warm worker) and the
             file names of its graded module and model in ``submission_dir``.
+        budget: the submission's artifact budget, when this call is part of a larger one (the helper slot's).
 
     Raises:
         SandboxError: the sandbox itself could not start (before any student code ran).
@@ -89,6 +105,7 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     workers = list(workers)
+    budget = budget or ArtifactBudget(settings.artifacts_mb * 2**20)
     # A helper worker, when one is free (fewer submissions than cores), runs the probes marked parallel (the
     # retrain, the submitted model: about half of a submission's CPU time in the sandbox) beside the others.
     if len(workers) >= 2 and any(p.parallel for p in probes):
@@ -102,7 +119,7 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
                 results.append(run_probes(beside, submission_dir=submission_dir, inputs_dir=inputs_dir,
                                           artifacts_dir=artifacts_dir, work_dir=work_dir / "beside",
                                           settings=settings, slot=slot, workers=workers[1:2], version=version,
-                                          module=module, model=model))
+                                          module=module, model=model, budget=budget))
             except BaseException as error:  # re-raised in the caller's thread
                 errors.append(error)
 
@@ -110,7 +127,7 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
         thread.start()
         merged = run_probes(main, submission_dir=submission_dir, inputs_dir=inputs_dir, artifacts_dir=artifacts_dir,
                             work_dir=work_dir, settings=settings, slot=slot, workers=workers[:1], version=version,
-                            module=module, model=model)
+                            module=module, model=model, budget=budget)
         thread.join()
         if errors:
             raise errors[0]
@@ -127,24 +144,38 @@ def run_probes(probes: list[ProbeSpec], *, submission_dir: Path, inputs_dir: Pat
     result = SandboxResult()
     started = time.perf_counter()
     remaining = list(probes)
-    cgroup = None if settings.unsafe_no_sandbox else isolation.existing_memory_cgroup(settings, slot)
+    groups = None if settings.unsafe_no_sandbox else isolation.submission_groups(settings)
     while remaining and result.launches < MAX_LAUNCHES:
         result.launches += 1
-        sink = FrameSink(remaining, artifacts_dir, result)
-        kills_before = isolation.cgroup_oom_kills(cgroup)
+        sink = FrameSink(remaining, artifacts_dir, result, budget)
         flags_before = len(result.flags)
-        if worker is not None and not settings.unsafe_no_sandbox:
-            _launch_warm(worker, remaining, submission_dir=submission_dir, settings=settings, sink=sink, files=files)
-        else:
-            _launch_cold(remaining, submission_dir=submission_dir, inputs_dir=inputs_dir, work_dir=work_dir,
-                         settings=settings, slot=slot, sink=sink, files=files)
-        oom = isolation.cgroup_oom_kills(cgroup) > kills_before
+        # A cgroup of its own for each launch: memory, processes and a CPU share, gone when the launch ends.
+        # (in the slot of the worker that runs it: a helper slot's zygote has only its own slot's folders)
+        group_slot = worker.slot if worker is not None else slot
+        cgroup = groups.submission(group_slot) if groups is not None and groups.available else None
+        try:
+            if worker is not None and not settings.unsafe_no_sandbox:
+                _launch_warm(worker, remaining, submission_dir=submission_dir, settings=settings, sink=sink,
+                             files=files, cgroup=cgroup)
+            else:
+                _launch_cold(remaining, submission_dir=submission_dir, inputs_dir=inputs_dir, work_dir=work_dir,
+                             settings=settings, slot=slot, sink=sink, files=files, cgroup=cgroup)
+            oom = cgroup is not None and cgroup.oom_kills() > 0
+        finally:
+            if cgroup is not None:
+                _remove_group(cgroup)
         new_flags = set(result.flags[flags_before:])
         if new_flags & GRADER_SIDE_FLAGS and not oom:
             result.failure = result.failure or (
                 f"the sandbox failed ({', '.join(sorted(new_flags & GRADER_SIDE_FLAGS))}) without hitting a limit")
         pending = [spec for spec in remaining if spec.name not in sink.received]
         if not pending:
+            remaining = []
+            break
+        if budget.used > budget.limit:  # the submission sent all it may: nothing more of it runs
+            for spec in pending:
+                result.statuses[spec.name] = {"over_cap": True, "seconds": None}
+                _write_status(artifacts_dir, spec.name, result.statuses[spec.name])
             remaining = []
             break
         # The first probe without a frame is the one the sandbox died in: record it, go on after it. When no
@@ -176,13 +207,25 @@ def _budget(probes, settings: Settings) -> float:
     return settings.startup_timeout_s + sum(p.timeout_s for p in probes) + 15.0
 
 
-def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, sink: "FrameSink", files: dict) -> None:
+def _remove_group(cgroup) -> None:
+    try:
+        cgroup.remove()
+    except Exception:  # noqa: BLE001  a group that would not empty: the next run's clean_stale removes it
+        pass
+
+
+def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, sink: "FrameSink", files: dict,
+                 cgroup=None) -> None:
     plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=None, files=files,
                  hide=isolation.hidden_paths(), paths={"inputs": f"{isolation.INSIDE_INPUTS}/{files['version']}"})
-    outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
+    outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept,
+                           cgroup=cgroup)
     if outcome == "broken" and not sink.started:  # a worker that died between jobs: one fresh start
-        outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept)
+        outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept,
+                               cgroup=cgroup)
     sink.result.stderr_tail = worker._stderr_tail()
+    if outcome == "stopped":  # over the cap or a forged frame: the sink has flagged it, the worker is gone
+        return
     if outcome == "timeout":
         sink.result.flags.append("sandbox_wall_clock")
     elif outcome == "broken" and not sink.started:
@@ -192,7 +235,7 @@ def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, si
 
 
 def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot, sink: "FrameSink",
-                 files: dict) -> None:
+                 files: dict, cgroup=None) -> None:
     result = sink.result
     plan_dir = work_dir / f"plan-{result.launches}"
     shutil.rmtree(plan_dir, ignore_errors=True)
@@ -212,7 +255,7 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
         plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=isolation.slot_uid(settings, slot),
                      files=files, hide=isolation.hidden_paths(),
                      paths={"submission": isolation.INSIDE_SUBMISSION, "inputs": isolation.INSIDE_INPUTS})
-        argv = isolation.command(settings, slot=slot, binds=[
+        argv = isolation.command(settings, slot=slot, cgroup=cgroup, binds=[
             (submission_dir, isolation.INSIDE_SUBMISSION), (inputs_dir, isolation.INSIDE_INPUTS),
             (plan_dir, "/sandbox/plan")])
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -223,6 +266,7 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
     with open(stderr_path, "wb") as stderr_file:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_file,
                                    env=env, start_new_session=True, close_fds=True)
+        sink.on_stop = lambda: _kill_group(process, wait=False)  # over the cap or forged: at once
         reader = threading.Thread(target=sink.read_stream, args=(process.stdout,), daemon=True)
         reader.start()
         try:
@@ -244,15 +288,17 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
         # No student code runs before the supervisor reports its start-up, so this is our failure.
         raise SandboxError(f"The sandbox did not start (exit code {process.returncode}). Its last words:\n"
                            + result.stderr_tail[-2000:])
-    if process.returncode not in (0, None) and len(sink.received) < len(probes):
-        result.flags.append("sandbox_exit")
+    if process.returncode not in (0, None) and len(sink.received) < len(probes) and not sink.closed:
+        result.flags.append("sandbox_exit")  # (a sandbox the sink stopped, over the cap, was killed by us)
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill_group(process: subprocess.Popen, *, wait: bool = True) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if not wait:
+        return
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -262,14 +308,15 @@ def _kill_group(process: subprocess.Popen) -> None:
 class FrameSink:
     """Turns frames into ``artifacts/<probe>/`` files, refusing unexpected, repeated or oversized ones."""
 
-    def __init__(self, probes, artifacts_dir: Path, result: SandboxResult):
+    def __init__(self, probes, artifacts_dir: Path, result: SandboxResult, budget: ArtifactBudget | None = None):
         self.expected = {p.name for p in probes}
         self.artifacts_dir, self.result = artifacts_dir, result
+        self.budget = budget or ArtifactBudget(MAX_TOTAL_BYTES)
         self.received: set[str] = set()
         self.started = False
-        self.total = 0
         self.closed = False
         self.disk_error: OSError | None = None
+        self.on_stop = None  # a cold sandbox's kill: called once the sink closes on a violation or the cap
 
     def read_stream(self, stream) -> None:
         try:
@@ -287,10 +334,14 @@ class FrameSink:
                 self.result.flags.append("stream_error")
         except ValueError:
             self.result.flags.append("stream_error")
+        finally:
+            if self.closed and self.on_stop is not None:
+                self.on_stop()
 
-    def accept(self, header: dict, files: list) -> None:
+    def accept(self, header: dict, files: list) -> bool | None:
+        """Take one frame; False means the sandbox must end now (over the cap, or a forged frame)."""
         if self.closed:
-            return
+            return False
         name = header["probe"]
         if name == "_startup":
             self.started = True
@@ -300,12 +351,11 @@ class FrameSink:
             return
         if name not in self.expected or name in self.received:
             self._violation()
-            return
-        self.total += sum(len(data) for _, data in files)
-        if self.total > MAX_TOTAL_BYTES:
+            return False
+        if not self.budget.take(sum(len(data) for _, data in files)):
             self.result.flags.append("artifacts_too_large")
             self.closed = True
-            return
+            return False
         probe_dir = self.artifacts_dir / name
         shutil.rmtree(probe_dir, ignore_errors=True)
         probe_dir.mkdir(parents=True)

@@ -52,10 +52,11 @@ from autograder.release import release_module  # noqa: E402
 
 V1 = assignments.load("v1")
 EXAMPLE_MODEL = V1.example_model  # the v1 model most test submissions hand in
-CATEGORIES = ("mistakes", "broken", "attacks")
+CATEGORIES = ("mistakes", "broken", "attacks", "v2")
 # The demo grades the solution and a few common mistakes, per version.
 DEMO = {"v1": ("solution", "missing_softmax", "no_shuffle", "last_batch_dropped", "predict_probabilities",
-               "weights_only_save", "syntax_error")}
+               "weights_only_save", "syntax_error"),
+        "v2": ("solution", "v2_confusion_transposed", "v2_last_terms_defaults")}
 MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
 

@@ -1,0 +1,257 @@
+# Generated from solutions/v2/hello_fashion.py by `python -m autograder release` (hello_fashion v2); instructors: edit the source and release again.
+# Students: replace each `raise NotImplementedError(...)` line with your code; keep the function names and parameters.
+"""Hello world of deep learning: recognise clothing images (Fashion-MNIST) with a Keras network.
+
+You implement the steps of the lecture as functions; the notebook ``hello_fashion.ipynb`` calls them,
+and the autograder checks each one. Keep the function names and parameter names exactly as given.
+
+    images (n, 28, 28) uint8 --preprocess--> x (n, 784) float32 in [0, 1], y (n, 10) one-hot
+    build_model -> compile_model -> train_model (or train_one_epoch by hand) -> evaluate_model / predict_classes
+    confusion_matrix tells which classes the trained network mixes up.
+    save_model / load_model keep the trained network between sessions.
+
+Fashion-MNIST has the same format as the lecture's MNIST digits (28x28 grey images, 60,000 for training and
+10,000 for testing, 10 classes), but its classes are clothes: label 0 is ``CLASS_NAMES[0]`` ("T-shirt/top"),
+..., label 9 is ``CLASS_NAMES[9]`` ("Ankle boot").
+
+In your copy every graded body is ``raise NotImplementedError(...)``: replace that line with your code.
+"""
+
+import numpy as np
+import keras
+
+NUM_CLASSES = 10          # ten kinds of clothing
+IMAGE_PIXELS = 28 * 28    # 784 inputs once an image is flattened
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")   # CLASS_NAMES[label]
+OPTIMIZER_NAMES = ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam")
+
+
+def preprocess(images, labels):
+    """Turn raw Fashion-MNIST arrays into network inputs and targets.
+
+    Args:
+        images: uint8 array of shape (n, 28, 28), pixel values 0-255.
+        labels: integer array of shape (n,), classes 0-9 (``CLASS_NAMES[label]`` names each).
+
+    Returns:
+        (x, y): x is float32 of shape (n, 784) with values in [0, 1];
+        y is the one-hot encoding of labels, float32 of shape (n, 10).
+
+    Example:
+        >>> x, y = preprocess(x_train[:2], y_train[:2])
+        >>> x.shape, y.shape, y[0].argmax() == y_train[0]
+        ((2, 784), (2, 10), True)
+    """
+    # Hint: reshape each 28x28 image into a row of 784 numbers and convert to float32 *before* dividing
+    # by 255. For the one-hot labels, np.eye(NUM_CLASSES, dtype="float32")[labels] picks one row of the
+    # identity matrix per label; keras.utils.to_categorical(labels, NUM_CLASSES).astype("float32") works
+    # too (in Keras 3 it has no dtype argument and returns float64, hence the astype).
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def build_model(hidden_units=(256, 128), activation="relu"):
+    """Build the lecture's fully connected network as a ``keras.Sequential``.
+
+    Args:
+        hidden_units: sizes of the hidden layers, one ``Dense`` layer per entry
+            (this assignment uses two layers, of 256 and 128; the lecture used two of 500).
+        activation: activation of every hidden layer ("relu" here; the lecture used "sigmoid").
+
+    Returns:
+        An uncompiled ``keras.Sequential`` taking inputs of shape (784,) and ending in
+        ``Dense(10, activation="softmax")``, so each output row is a probability per class.
+
+    Example:
+        >>> build_model().count_params()
+        235146
+    """
+    # Hint: start the list of layers with keras.Input(shape=(IMAGE_PIXELS,)).
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def compile_model(model, optimizer="adam", learning_rate=None):
+    """Configure training: categorical cross-entropy loss, an optimizer, and the accuracy metric.
+
+    Args:
+        model: a model from ``build_model``.
+        optimizer: one of "sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam",
+            in any letter case.
+        learning_rate: the optimizer's learning rate; ``None`` keeps the Keras default.
+
+    Returns:
+        The same model, compiled.
+
+    Raises:
+        ValueError: for an optimizer name outside the list above.
+    """
+    # Hint: the optimizers live in keras.optimizers (keras.optimizers.SGD, .RMSprop, .Adagrad, ...);
+    # create the object yourself so you can pass learning_rate.
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def minibatches(x, y, batch_size, rng):
+    """Yield one epoch of mini-batches in a random order.
+
+    Args:
+        x: inputs, shape (n, ...).
+        y: targets, shape (n, ...), row i belongs to x[i].
+        batch_size: examples per batch; the last batch holds what is left and may be smaller.
+        rng: a ``numpy.random.Generator``; all randomness comes from it, so the same seed gives the
+            same batches.
+
+    Yields:
+        (xb, yb) pairs. Over one epoch every example appears exactly once, and x/y rows stay paired.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> [len(xb) for xb, yb in minibatches(x[:250], y[:250], 100, rng)]
+        [100, 100, 50]
+    """
+    # Hint: shuffle the *indices* (rng.permutation(n)), then slice them batch_size at a time.
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def train_one_epoch(model, x, y, batch_size, rng):
+    """Train for one epoch by hand, the way the lecture draws it: one update per mini-batch.
+
+    Args:
+        model: a compiled model.
+        x, y: the training data (preprocessed).
+        batch_size: examples per mini-batch.
+        rng: ``numpy.random.Generator`` passed on to ``minibatches``.
+
+    Returns:
+        The number of parameter updates made (that is, the number of mini-batches).
+    """
+    # Hint: loop over minibatches(...) and call model.train_on_batch(xb, yb) once per batch.
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def train_model(model, x, y, batch_size=100, epochs=15, verbose=2):
+    """Train with ``model.fit``: the lecture's ``model.fit(x_train, y_train, batch_size=100, epochs=20)``,
+    with this assignment's 15 epochs.
+
+    Args:
+        model: a compiled model.
+        x, y: the training data (preprocessed).
+        batch_size: examples per mini-batch.
+        epochs: passes over the whole training set.
+        verbose: passed on to ``fit``: 2 prints one line per epoch, 0 prints nothing. In a notebook use
+            0 or 2, never 1: ``fit``'s default progress bar redraws itself many times per epoch, and
+            every redraw is stored in the notebook's output, which makes the file huge.
+
+    Returns:
+        The ``keras.callbacks.History`` that ``fit`` returns.
+    """
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def forward_loop(W, b, X):
+    """Compute z = XW + b one example at a time, like stochastic gradient descent sees the data.
+
+    Args:
+        W: weights, shape (d_in, d_out).
+        b: biases, shape (d_out,).
+        X: a batch of examples, shape (n, d_in).
+
+    Returns:
+        z, shape (n, d_out), computed row by row in a Python loop (``X[i] @ W + b``).
+    """
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def forward_matrix(W, b, X):
+    """Compute z = XW + b for the whole batch with one matrix product (why mini-batches are fast).
+
+    Args:
+        W: weights, shape (d_in, d_out).
+        b: biases, shape (d_out,).
+        X: a batch of examples, shape (n, d_in).
+
+    Returns:
+        z, shape (n, d_out), from a single matrix multiplication (no Python loop).
+    """
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def evaluate_model(model, x, y):
+    """Measure loss and accuracy on a data set with ``model.evaluate``.
+
+    Args:
+        model: a compiled model.
+        x, y: preprocessed inputs and one-hot targets.
+
+    Returns:
+        (loss, accuracy) as two Python floats.
+    """
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def predict_classes(model, x):
+    """Predict the class of each input with ``model.predict``.
+
+    Args:
+        model: a trained model.
+        x: preprocessed inputs, shape (n, 784).
+
+    Returns:
+        Integer numpy array of shape (n,): the most probable class per row (0-9; ``CLASS_NAMES`` names them).
+    """
+    # Hint: model.predict gives probabilities of shape (n, 10); pick the largest per row.
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def confusion_matrix(model, x, labels):
+    """Count which class the model predicts for the images of each true class.
+
+    Rows are true classes, columns are predictions: entry [i, j] is the number of images of true class i
+    that the model predicts as class j. The diagonal counts the right answers, row i sums to the number of
+    images of class i, the whole matrix sums to n, and a large entry off the diagonal names two classes
+    the network mixes up.
+
+    Args:
+        model: a trained model.
+        x: preprocessed inputs, shape (n, 784).
+        labels: the true classes, an integer array of shape (n,) (the labels themselves, not one-hot).
+
+    Returns:
+        Integer numpy array of shape (10, 10).
+
+    Example:
+        Five images: two T-shirts (class 0) and three shirts (class 6), which the model reads as
+        T-shirt, shirt, shirt, T-shirt, shirt:
+
+        >>> labels = np.array([0, 0, 6, 6, 6])
+        >>> predict_classes(model, x)
+        array([0, 6, 6, 0, 6])
+        >>> matrix = confusion_matrix(model, x, labels)
+        >>> int(matrix[0, 0]), int(matrix[0, 6]), int(matrix[6, 0]), int(matrix[6, 6]), int(matrix.sum())
+        (1, 1, 1, 2, 5)
+    """
+    # Hint: start from np.zeros((NUM_CLASSES, NUM_CLASSES), dtype="int64") and add 1 at
+    # [true class, predicted class] for every image (predict_classes gives the predictions): a loop over
+    # zip(labels, predictions) is fine, and np.add.at does it in one call.
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def save_model(model, path):
+    """Save the whole model (architecture, weights, optimizer state) in Keras's native format.
+
+    Args:
+        model: the model to save.
+        path: file name ending in ``.keras``.
+    """
+    raise NotImplementedError("Replace this line with your code.")
+
+
+def load_model(path):
+    """Load a model saved by ``save_model``; its predictions must equal the original's.
+
+    Args:
+        path: a ``.keras`` file.
+
+    Returns:
+        The loaded ``keras.Model``.
+    """
+    raise NotImplementedError("Replace this line with your code.")

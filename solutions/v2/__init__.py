@@ -1,0 +1,1 @@
+"""Assignment v2: clothing images (Fashion-MNIST) with Keras."""
