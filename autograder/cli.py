@@ -1,7 +1,8 @@
 """The command line: parses arguments and forwards them to keyword-only functions; nothing else.
 
-    python -m autograder grade SUBMISSION... --out DIR [--version V] [--jobs N] [--regrade]
-    python -m autograder gradebook export --out DIR [--csv FILE] [--history]
+    python -m autograder grade SUBMISSION... --out DIR [--version V] [--jobs N] [--regrade] [--lms L] [--roster CSV]
+    python -m autograder gradebook export --out DIR [--format csv|canvas|moodle|gradescope] [--roster CSV] [--feedback]
+    python -m autograder gradebook override --out DIR --submission KEY --score S --comment TEXT
     python -m autograder gradebook void --out DIR (--submission KEY | --run ID) --reason TEXT
     python -m autograder reference {train,retrain,grade,all} [--version V]
     python -m autograder release [--version V]
@@ -22,6 +23,9 @@ from pathlib import Path
 from .settings import Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_GRADER, EXIT_NOT_GRADED = 0, 2, 3
+# --lms choices (lms/grading.py LAYOUT_CHOICES; spelled here so --help needs no import) and export formats
+LAYOUT_CHOICES = ("auto", "none", "canvas", "moodle", "moodle-flat", "gradescope")
+LMS_EXPORTS = ("canvas", "moodle", "gradescope")
 
 
 def _settings_options(parser: argparse.ArgumentParser) -> None:
@@ -59,15 +63,42 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--version", default=None, help="grade every submission against this assignment version "
                                                        "(default: the version each submission's own files name)")
     grade.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    grade.add_argument("--lms", default="auto", choices=LAYOUT_CHOICES,
+                       help="how to read an LMS download given as a submission: auto (recognise Canvas, Moodle, "
+                            "Gradescope), a layout, or none (default auto)")
+    grade.add_argument("--roster", type=Path, default=None,
+                       help="the LMS's roster export (Canvas gradebook CSV, Moodle worksheet or participants CSV, "
+                            "Gradescope roster): the closing lines name who handed nothing in")
     _settings_options(grade)
 
     book = commands.add_parser("gradebook", help="read the gradebook")
     book_commands = book.add_subparsers(dest="action", required=True)
-    export = book_commands.add_parser("export", help="write grades as CSV")
+    export = book_commands.add_parser("export", help="write grades: the gradebook's CSV, or a file an LMS imports")
     export.add_argument("--out", type=Path, default=None, help="the grading output folder")
     export.add_argument("--gradebook", default=None, help="SQLAlchemy URL instead of --out")
-    export.add_argument("--csv", type=Path, default=None, help="file to write (default: standard output)")
+    export.add_argument("--format", default="csv", choices=("csv", *LMS_EXPORTS),
+                        help="csv: every function's points (standard output unless --csv); canvas, moodle, "
+                             "gradescope: the file that LMS imports, in <out>/exports/ unless --csv")
+    export.add_argument("--csv", type=Path, default=None, help="file to write")
     export.add_argument("--history", action="store_true", help="every grade ever recorded, voided ones included")
+    export.add_argument("--roster", type=Path, default=None, help="the LMS's roster export, to join students by id")
+    export.add_argument("--feedback", action="store_true",
+                        help="also write the feedback files laid out for upload (Moodle's zip; Canvas: a folder "
+                             "per student id)")
+    export.add_argument("--assignment-name", default=None, help="the LMS's name of the assignment (Canvas column)")
+    export.add_argument("--assignment-id", default=None, help="the LMS's id of the assignment (Canvas column)")
+    export.add_argument("--due", default=None, help="the due date, ISO 8601 with offset (default: the version's "
+                                                   "[late] due in its assignment.toml); enables the late columns")
+    export.add_argument("--extensions", type=Path, default=None, help="CSV identifier,new_due_date")
+    export.add_argument("--late-percent-per-day", type=float, default=None, help="late penalty per day, percent")
+    export.add_argument("--late-max-percent", type=float, default=None, help="cap on the late penalty, percent")
+    export.add_argument("--grace-minutes", type=float, default=None, help="minutes after the due date still on time")
+    override = book_commands.add_parser("override", help="set one student's final score by hand, with why")
+    override.add_argument("--out", type=Path, default=None, help="the grading output folder")
+    override.add_argument("--gradebook", default=None, help="SQLAlchemy URL instead of --out")
+    override.add_argument("--submission", required=True, metavar="KEY", help="the submission's key (summary.csv)")
+    override.add_argument("--score", type=float, required=True, help="the final score to post")
+    override.add_argument("--comment", required=True, help="why (shown to the student, kept in the gradebook)")
     void = book_commands.add_parser("void", help="undo a mistaken grade or run (append-only: a tombstone)")
     void.add_argument("--out", type=Path, default=None, help="the grading output folder")
     void.add_argument("--gradebook", default=None, help="SQLAlchemy URL instead of --out")
@@ -127,12 +158,19 @@ def run_grade(args) -> int:
     try:
         outcomes = grade(args.submissions, out_dir=args.out, settings=_settings_from(args),
                          gradebook_url=args.gradebook, regrade=args.regrade, progress=not args.quiet,
-                         version=args.version, command=" ".join(sys.argv))
+                         version=args.version, command=" ".join(sys.argv), lms=args.lms)
     except _grader_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_GRADER
     if not args.quiet:
         print_table(outcomes, args.out, args.gradebook)
+    if args.roster is not None:
+        from .lms.exports_cli import roster_report
+        try:
+            print(roster_report(args.out, args.gradebook, args.roster))
+        except _lms_errors() as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_GRADER
     return EXIT_OK if all(o.graded for o in outcomes) else EXIT_NOT_GRADED
 
 
@@ -141,6 +179,19 @@ def run_gradebook(args) -> int:
     from .grade import all_functions
     try:
         book = open_gradebook(args.gradebook, args.out)
+        if args.action == "override":
+            book.override(key=args.submission, score=args.score, comment=args.comment)
+            print(f"{args.submission}: final score {args.score:g} ({args.comment}); LMS exports post it and say so")
+            return EXIT_OK
+        if args.action == "export" and args.format != "csv":
+            from .lms.exports_cli import export
+            try:
+                for line in export(args, book):
+                    print(line)
+            except _lms_errors() as error:
+                print(f"error: {error}", file=sys.stderr)
+                return EXIT_GRADER
+            return EXIT_OK
         if args.action == "void":
             count = book.void(reason=args.reason, key=args.submission, run_id=args.run)
             if args.out is not None:
@@ -158,6 +209,11 @@ def run_gradebook(args) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _lms_errors():
+    from .lms import ExportError, LateConfigurationError, RosterError
+    return (ExportError, LateConfigurationError, RosterError, OSError, ValueError)
 
 
 def run_reference(args) -> int:

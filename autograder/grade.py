@@ -27,6 +27,7 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import csv
 import json
 import os
 import queue
@@ -47,6 +48,7 @@ from filelock import FileLock, Timeout
 from . import __version__, plan
 from . import assignment as assignments
 from .artifacts import Artifacts
+from .class_similarity import compare_class, model_identity, similarity_csv, similarity_html
 from .assignment import Assignment, AssignmentError
 from .datasets import DatasetError
 from .gradebook import Gradebook, default_url, report_of
@@ -220,7 +222,7 @@ def expected_submissions(*, requested: str | None = None, default: str | None = 
 def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebook_url: str | None = None,
           regrade: bool = False, progress: bool = True, version: str | None = None,
           reference_path: Path | None = None, rubric_path: Path | None = None,
-          command: str = "grade") -> list[GradeOutcome]:
+          command: str = "grade", lms: str = "auto") -> list[GradeOutcome]:
     """Grade every submission under ``submissions`` into ``out_dir`` and record them in the gradebook.
 
     Args:
@@ -233,6 +235,8 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
         version: grade every submission against this assignment version (``--version``); by default each is
             graded against the version its own files name (the released module's first line).
         reference_path, rubric_path: another reference or rubric for the version graded (tools and tests).
+        lms: how to read LMS downloads among ``submissions``: "auto" (recognise Canvas, Moodle, Gradescope),
+            a layout's name, or "none".
 
     Returns:
         One outcome per submission, in the order found; ``outcome.graded`` is False for the ones the grader
@@ -250,7 +254,7 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
             raise GraderError(f"{error}\n(For development only, --unsafe-no-sandbox runs student code without "
                               "isolation.)") from None
     expected = expected_submissions(requested=version)
-    found = discover(submissions, module_names=expected.module_names)
+    found = discover(submissions, module_names=expected.module_names, lms=lms)
     needed = sorted({peek_version(submission, expected) for submission in found} or {expected.default})
     versions = {name: prepare_version(name, rubric_path=rubric_path if name == version or len(needed) == 1 else None,
                                       reference_path=reference_path if name == version or len(needed) == 1 else None)
@@ -353,9 +357,31 @@ def write_class_files(out_dir: Path, book: Gradebook) -> list[SubmissionReport]:
     """``summary.csv`` and ``test_pass_rates.csv`` as views of the gradebook: the latest valid grade of every
     submission ever graded into this output folder, whatever this run graded."""
     reports = book.reports()
-    write_atomic(out_dir / "summary.csv", summary_csv(reports, all_functions(reports)))
+    similar = write_similarity_files(out_dir, reports)
+    write_atomic(out_dir / "summary.csv", summary_csv(reports, all_functions(reports), similar))
     write_atomic(out_dir / "test_pass_rates.csv", pass_rates_csv(reports))
     return reports
+
+
+def write_similarity_files(out_dir: Path, reports: list[SubmissionReport]) -> dict[str, list[str]]:
+    """``similarity.csv`` and ``similarity.html`` for the class; returns who looks like whom (summary.csv's
+    ``similar_to``). A failure here is reported and leaves the grades alone."""
+    known = {name: assignments.load(name) for name in assignments.versions()}
+    modules = {name: a.module for name, a in known.items()}
+    stubs = {}
+    for name, a in known.items():
+        stub = a.release_dir / a.module
+        if stub.is_file():
+            stubs[name] = stub.read_text(encoding="utf-8", errors="replace")
+    names = {report.key: report.shown_name for report in reports}
+    try:
+        result = compare_class(out_dir, reports, modules=modules, stubs=stubs)
+        write_atomic(out_dir / "similarity.csv", similarity_csv(result, names))
+        write_atomic(out_dir / "similarity.html", similarity_html(result, names, stubs))
+    except (OSError, ValueError, ImportError, MemoryError) as error:
+        print(f"warning: the similarity report was not written ({error}); grades are unaffected", file=sys.stderr)
+        return {}
+    return result.similar
 
 
 UID_BLOCK = 64
@@ -478,7 +504,8 @@ def _not_graded(submission: Submission, context: RunContext, failures: list[str]
                                details=str(details.relative_to(context.out_dir)), digest=digest, key=submission.key,
                                display_name=submission.display_name, source=str(submission.source),
                                flags=submission.flags, functions=run.assignment.function_names,
-                               execution_time=seconds, version=run.assignment.version, title=run.assignment.name)
+                               execution_time=seconds, version=run.assignment.version, title=run.assignment.name,
+                               lms=submission.lms)
     write_submission_files(directory, report)
     context.book.record(context.run_id, report, fingerprint=run.stamp, results=results_json(report))
     return GradeOutcome(report, Timing(total=round(seconds, 3), attempts=ATTEMPTS))
@@ -557,11 +584,14 @@ def grade_one(submission: Submission, context: RunContext, *, slot: int, workers
     scores = _score(directory, artifacts_dir, context, run, work_dir)
     timing.scoring = round(time.perf_counter() - tick, 3)
     timing.total = round(time.perf_counter() - started, 3)
+    identity = model_identity(artifacts_dir, staged.directory / assignment.model,
+                              tuple(d.name for d in plan.declarations(assignment) if d.only_with_model))
     report = build_report(submission.folder, scores["tests"], flags=flags, problems=staged.problems,
                           execution_time=timing.total, digest=staged.digest, key=submission.key,
                           display_name=submission.display_name, source=str(submission.source),
                           functions=assignment.function_names, version=assignment.version,
-                          title=assignment.name, manifest_hash=assignment.manifest_hash())
+                          title=assignment.name, manifest_hash=assignment.manifest_hash(), lms=submission.lms,
+                          **identity)
     write_submission_files(directory, report)
     context.book.record(context.run_id, report, fingerprint=run.stamp, results=results_json(report))
     return GradeOutcome(report, timing)
@@ -572,7 +602,8 @@ def _already_graded(submission: Submission, context: RunContext, recorded: dict,
     (a regrade of other files may have come in between), and rewrite the feedback to match the files staged."""
     report = report_of(recorded)
     report = dataclasses.replace(report, name=submission.folder, key=submission.key,
-                                 display_name=submission.display_name, source=str(submission.source))
+                                 display_name=submission.display_name, source=str(submission.source),
+                                 lms=dict(submission.lms or {}))
     latest = context.book.latest_for(submission.key)
     if latest is None or latest["id"] != recorded["id"]:
         context.book.record(context.run_id, report, fingerprint=recorded["fingerprint"], results=results_json(report),
@@ -691,9 +722,21 @@ def closing_lines(outcomes: list[GradeOutcome], out_dir: Path) -> list[str]:
         lines.append(f"NOT GRADED ({len(failed)}): the grader failed twice on these, so no grade was recorded; the "
                      "details are in the files named in the table. Run the same command again to grade them "
                      f"(exit code {EXIT_NOT_GRADED}).")
+    flagged = _flagged_pairs(out_dir)
+    if flagged:
+        lines.append(f"{flagged} pairs of submissions share code beyond the stub or the same trained model (summary.csv "
+                     f"similar_to): see {out_dir}/similarity.html. These are flags to look at, not penalties.")
     lines.append(f"Results: {out_dir}/{SUBMISSIONS_DIR}/<folder>/results.json and feedback.md; class summary: "
                  f"{out_dir}/summary.csv")
     return lines
+
+
+def _flagged_pairs(out_dir: Path) -> int:
+    try:
+        with open(out_dir / "similarity.csv", encoding="utf-8", newline="") as handle:
+            return sum(1 for row in csv.DictReader(handle) if row.get("flagged") == "yes")
+    except OSError:
+        return 0
 
 
 def print_table(outcomes: list[GradeOutcome], out_dir: Path, gradebook_url: str | None = None) -> None:

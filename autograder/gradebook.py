@@ -87,6 +87,18 @@ voids = Table(
     Column("voided_at", String(32), nullable=False),
 )
 
+# A TA's final score for one student, with the required reason: append-only (the newest per key counts); the
+# autograder's own grade stays as it was, and exports say the score was set by hand.
+score_overrides = Table(
+    "overrides", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(255), nullable=False, index=True),
+    Column("score", Float, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("set_by", String(255), nullable=False),
+    Column("set_at", String(32), nullable=False),
+)
+
 ADDED_COLUMNS = ("key", "display_name", "source", "status", "report", "reused_from", "version", "manifest_hash")
 
 
@@ -251,6 +263,33 @@ class Gradebook:
         with self._write() as connection:
             connection.execute(voids.insert().values(grade_id=row["id"], reason=reason.strip(), voided_by=by, voided_at=now()))
         return 1
+
+    # -- overrides ------------------------------------------------------------------------------
+    def override(self, *, key: str, score: float, comment: str, by: str | None = None) -> None:
+        """Record a TA's final score for ``key`` (a graded or not-graded submission), with why.
+
+        Raises:
+            GradebookError: no comment, a score outside 0..the points possible, or no such submission.
+        """
+        if not comment or not comment.strip():
+            raise GradebookError("Say why with --comment; an override is shown to the student and kept for the record.")
+        row = self.latest_for(key)
+        if row is None:
+            known = ", ".join(r["key"] for r in self.latest()[:8])
+            raise GradebookError(f"No submission {key!r} in {self.url} (known: {known or 'none'}).")
+        if not 0 <= score <= float(row["max_total"]):
+            raise GradebookError(f"The score {score:g} is outside 0..{float(row['max_total']):g}.")
+        with self._write() as connection:
+            connection.execute(score_overrides.insert().values(key=key, score=float(score), comment=comment.strip(),
+                                                         set_by=by or who(), set_at=now()))
+
+    def overrides(self) -> dict[str, dict]:
+        """The newest override of every key that has one: ``{"score", "comment", "by", "at"}``."""
+        with self.engine.connect() as connection:
+            newest = {}
+            for row in connection.execute(select(score_overrides).order_by(score_overrides.c.id)):
+                newest[row.key] = {"score": row.score, "comment": row.comment, "by": row.set_by, "at": row.set_at}
+        return newest
 
     def _voided(self, connection) -> tuple[set[int], set[int]]:
         rows = list(connection.execute(select(voids.c.grade_id, voids.c.run_id)))

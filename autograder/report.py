@@ -87,6 +87,9 @@ class SubmissionReport:
     version: str = ""            # the assignment version it was graded against
     title: str = ""              # the assignment's name, heading the feedback
     manifest_hash: str = ""      # of that version's manifest and rubric
+    lms: dict = field(default_factory=dict)  # the student as the LMS download gave them (lms/grading.py)
+    model_fingerprint: str = ""  # of the submitted model's weights (class_similarity.py), for copy flags
+    model_sha256: str = ""       # of the submitted model file's bytes
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,23 +121,26 @@ class SubmissionReport:
 
 def build_report(name: str, tests: list[dict], *, flags, problems, execution_time, digest, key: str = "",
                  display_name: str = "", source: str = "", functions: tuple[str, ...] = (), version: str = "",
-                 title: str = "", manifest_hash: str = "") -> SubmissionReport:
+                 title: str = "", manifest_hash: str = "", lms: dict | None = None,
+                 model_fingerprint: str = "", model_sha256: str = "") -> SubmissionReport:
     total = round(sum(t["score"] for t in tests), 2)
     max_total = round(sum(t["max_score"] for t in tests), 2)
     all_flags = sorted(set(flags) | {flag for t in tests for flag in t.get("flags", [])})
     return SubmissionReport(name, total, max_total, tests, all_flags, list(problems), round(execution_time, 1), digest,
                             key=key or name, display_name=display_name or name, source=source,
-                            functions=tuple(functions), version=version, title=title, manifest_hash=manifest_hash)
+                            functions=tuple(functions), version=version, title=title, manifest_hash=manifest_hash,
+                            lms=dict(lms or {}), model_fingerprint=model_fingerprint, model_sha256=model_sha256)
 
 
 def not_graded_report(name: str, *, max_total: float, failure: str, details: str, digest: str, key: str,
                       display_name: str, source: str, flags=(), functions: tuple[str, ...] = (),
-                      execution_time: float = 0.0, version: str = "", title: str = "") -> SubmissionReport:
+                      execution_time: float = 0.0, version: str = "", title: str = "",
+                      lms: dict | None = None) -> SubmissionReport:
     """A submission the grader failed on: no score, the student is not blamed, the TA is told where to look."""
     return SubmissionReport(name, 0.0, max_total, [], sorted(set(flags) | {"not_graded"}), [], round(execution_time, 1),
                             digest, key=key, display_name=display_name, source=source, status="not_graded",
                             failure=failure, details=details, functions=tuple(functions), version=version,
-                            title=title)
+                            title=title, lms=dict(lms or {}))
 
 
 def results_json(report: SubmissionReport) -> dict:
@@ -291,11 +297,15 @@ def _csv_cell(value) -> str:
     return "'" + text_value if text_value[:1] in ("=", "+", "-", "@") else text_value
 
 
-def summary_csv(reports: list[SubmissionReport], functions: tuple[str, ...]) -> str:
+def summary_csv(reports: list[SubmissionReport], functions: tuple[str, ...],
+                similar: dict[str, list[str]] | None = None) -> str:
+    """The class summary; ``similar`` (class_similarity.py) fills the ``similar_to`` column: the keys of the
+    submissions whose code or model looks copied from or by this one (a flag to look at, not a penalty)."""
+    similar = similar or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["submission", "key", "folder", "source", "version", *functions, "total", "max_total", "status",
-                     "flags"])
+                     "flags", "similar_to"])
     for report in sorted(reports, key=lambda r: r.key):
         scores = report.by_function(functions)
         cells = [report.shown_name, report.key, report.name, report.source, report.version]
@@ -304,7 +314,7 @@ def summary_csv(reports: list[SubmissionReport], functions: tuple[str, ...]) -> 
             cells += [f"{scores[f][0]:g}" if scores[f][1] else "" for f in functions] + [f"{report.total:g}"]
         else:
             cells += [""] * len(functions) + [""]
-        cells += [f"{report.max_total:g}", report.status, " ".join(report.flags)]
+        cells += [f"{report.max_total:g}", report.status, " ".join(report.flags), " ".join(similar.get(report.key, []))]
         writer.writerow([_csv_cell(cell) for cell in cells])
     return buffer.getvalue()
 

@@ -101,8 +101,12 @@ class Submission:
     display_name: str
     folder: str
     source: Path
-    kind: str  # "folder", "zip" or "file"
+    kind: str  # "folder", "zip", "file", or "lms" (one student's files in an LMS download)
     flags: tuple[str, ...] = ()
+    # kind "lms": (file name as the student named it, locator in the download), and what the LMS says of the
+    # student (lms/grading.py entry_metadata), kept with the report in the gradebook.
+    members: tuple[tuple[str, str], ...] = ()
+    lms: dict | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -158,29 +162,46 @@ def _normalise(name: str) -> str:
     return unicodedata.normalize("NFC", name).strip()
 
 
-def discover(paths: list[Path], *, module_names: tuple[str, ...] = ()) -> list[Submission]:
+def discover(paths: list[Path], *, module_names: tuple[str, ...] = (), lms: str = "auto") -> list[Submission]:
     """Expand command-line paths into submissions, each with its stable identity.
 
     ``module_names`` are the graded modules' file names of the known versions: a bare module handed in as a
-    file is named after its folder (``alice/hello_mnist.py`` is alice's).
+    file is named after its folder (``alice/hello_mnist.py`` is alice's). A folder or zip that is an LMS
+    download (``lms``: "auto" recognises Canvas, Moodle and Gradescope layouts, a layout's name insists on
+    it, "none" never looks) gives one submission per student, keyed by the LMS identity (``canvas:12345``).
 
     Raises:
-        SubmissionPathError: a path that does not exist, a folder with nothing to grade, or a folder whose
-            entries mostly are not submissions (the parent folder given by mistake).
+        SubmissionPathError: a path that does not exist, a folder with nothing to grade, a folder whose
+            entries mostly are not submissions (the parent folder given by mistake), or not the LMS layout
+            asked for.
     """
+    from .lms.archive import DownloadError
+    from .lms.grading import entry_metadata, recognise
+    from .lms.intake import UnknownLayoutError
     found: list[tuple[str, Path, str]] = []
+    downloads: list[Submission] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise SubmissionPathError(f"{path} does not exist. Give submission folders, .zip files, module files, "
                                       "or a folder that holds one submission per sub-folder.")
+        if path.is_dir() or path.suffix == ".zip":
+            try:
+                download = recognise(path, lms)
+            except (UnknownLayoutError, DownloadError) as error:
+                raise SubmissionPathError(str(error)) from None
+            if download is not None:
+                downloads += [Submission(entry.key, entry.display_name, entry.safe_folder, path, "lms",
+                                         members=tuple(sorted(entry.files.items())),
+                                         lms=entry_metadata(entry, download.layout)) for entry in download.entries]
+                continue
         if path.is_file():
             found.append(_file_entry(path, module_names))
         elif _looks_like_submission(path):
             found.append((path.name, path, "folder"))
         else:
             found += _class_entries(path, module_names)
-    return _identities(found)
+    return _identities(found) + downloads
 
 
 def _file_entry(path: Path, module_names: tuple[str, ...]) -> tuple[str, Path, str]:
@@ -298,6 +319,8 @@ def stage(submission: Submission, destination: Path, *, expected: Expected) -> S
         elif submission.kind == "file":
             data = _read_file(submission.source, MAX_MODULE_BYTES, staged)
             found = {"module": (submission.source.name, data)} if data is not None else {}
+        elif submission.kind == "lms":
+            found = _from_members(submission.members, staged, expected, destination.parent)
         else:
             found = _from_folder(submission.source, staged, expected)
     except OSError as error:
@@ -342,6 +365,8 @@ def peek_version(submission: Submission, expected: Expected) -> str:
         elif submission.kind == "file":
             data = _read_file(submission.source, MAX_MODULE_BYTES, staged)
             found = {"module": (submission.source.name, data)} if data is not None else {}
+        elif submission.kind == "lms":
+            found = _from_members(submission.members, staged, expected, None, roles=("module",))
         else:
             found = _from_folder(submission.source, staged, expected, roles=("module",))
     except (OSError, MemoryError, RecursionError, ValueError, UnicodeError):
@@ -470,6 +495,51 @@ def _from_folder(folder: Path, staged: Staged, expected: Expected,
     model_name = next((name for name in expected.model_names if name in available), None)
     if model_name and "model" in roles:
         data = _read_file(available[model_name], MAX_MODEL_BYTES, staged)
+        if data is not None:
+            found["model"] = (model_name, data)
+    return found
+
+
+def _from_members(members: tuple[tuple[str, str], ...], staged: Staged, expected: Expected, scratch: Path | None,
+                  roles: tuple[str, ...] = ("module", "model")) -> dict[str, tuple[str, bytes]]:
+    """One student's files in an LMS download, read by locator with the same caps; a single zip the student
+    uploaded is opened as a submission zip (copied into ``scratch`` first, capped)."""
+    from .lms.archive import MemberError, read_bytes
+    available: dict[str, str] = {}
+    for name, locator in members:  # a file in a sub-folder counts by its own name; the first one wins
+        available.setdefault(name.rsplit("/", 1)[-1], locator)
+    names = sorted(available)
+
+    def read(name: str, limit: int) -> bytes | None:
+        try:
+            return read_bytes(available[name], max_bytes=limit)
+        except MemberError as error:
+            staged.problems.append(f"{inert(name)} was not read: {one_line(str(error))}")
+            staged.flags.append("oversized_file" if "larger" in str(error) else "unreadable")
+            return None
+
+    found: dict[str, tuple[str, bytes]] = {}
+    zips = [name for name in names if name.endswith(".zip")]
+    if not any(name in available for name in expected.module_names) and len(zips) == 1 and scratch is not None \
+            and not any(name.endswith(".py") for name in names):
+        data = read(zips[0], MAX_ZIP_BYTES)
+        if data is None:
+            return found
+        path = scratch / f"{staged.submission.folder}.uploaded.zip"
+        path.write_bytes(data)
+        try:
+            return _from_zip(path, staged, expected, roles)
+        finally:
+            path.unlink()
+    module_name = next((name for name in expected.module_names if name in available), None) \
+        or _fallback_module(names, staged, expected)
+    if module_name:
+        data = read(module_name, MAX_MODULE_BYTES)
+        if data is not None:
+            found["module"] = (module_name, data)
+    model_name = next((name for name in expected.model_names if name in available), None)
+    if model_name and "model" in roles:
+        data = read(model_name, MAX_MODEL_BYTES)
         if data is not None:
             found["model"] = (model_name, data)
     return found
