@@ -97,6 +97,7 @@ class Assignment:
     functions: tuple[Function, ...]
     source_dir: Path
     manifest: dict = field(repr=False, compare=False, default_factory=dict)
+    accepts: tuple[str, ...] = ("module",)  # how students may hand the functions in: "module", "notebook"
 
     # -- where things are -------------------------------------------------------------------------
     @property
@@ -172,7 +173,8 @@ class Assignment:
     def layout(self, *, rescue_syntax_errors: bool = True):
         """What staging looks for in a submission of this version (``submissions.Layout``)."""
         from .submissions import Layout
-        return Layout(self.version, self.name, self.module, self.model, self.notebook, rescue_syntax_errors)
+        return Layout(self.version, self.name, self.module, self.model, self.notebook, rescue_syntax_errors,
+                      functions=self.module_functions, accepts_notebook="notebook" in self.accepts)
 
     def manifest_hash(self) -> str:
         """SHA-256 of the manifest and the rubric: recorded with every grade made against this version."""
@@ -226,9 +228,14 @@ def load(version: str) -> Assignment:
             student_requirements=tuple(info.get("student_requirements", ())),
             extras=tuple(info.get("extras", ())),
             dataset=_dataset(data["dataset"]), reference_model=dict(data.get("reference", {})),
-            functions=_functions(source_dir / "grading" / "rubric.toml"), source_dir=source_dir, manifest=data)
+            functions=_functions(source_dir / "grading" / "rubric.toml"), source_dir=source_dir, manifest=data,
+            accepts=tuple(info.get("accepts", ("module",))))
     except KeyError as error:
         raise AssignmentError(f"{path} lacks the key {error} (see solutions/v1/{MANIFEST} for every key).") from None
+    unknown = set(assignment.accepts) - {"module", "notebook"}
+    if unknown or "module" not in assignment.accepts:
+        raise AssignmentError(f"{path}: accepts = {list(assignment.accepts)}; list \"module\" and optionally "
+                              "\"notebook\" (the module is what the public tests and the demo import).")
     for name in (assignment.module, assignment.notebook, assignment.model):
         if name and ("/" in name or name.startswith(".")):
             raise AssignmentError(f"{path}: {name!r} must be a plain file name.")

@@ -118,10 +118,28 @@ def release_readme(assignment: Assignment) -> dict[str, str]:
     return {"README.md": f"<!-- {generated_note(_relative(source), assignment)} -->\n{text}"}
 
 
+def notebook_route(assignment: Assignment) -> str:
+    """The student README's paragraph on handing in a notebook, from the manifest's ``accepts``."""
+    stem = assignment.module_stem
+    if "notebook" not in assignment.accepts:
+        return (f"Hand in {assignment.module}, not a notebook: a notebook is not graded in this assignment, even one "
+                "that defines the functions.")
+    return (f"**Or a notebook.** If you wrote your functions in a notebook of your own (Colab, JupyterLab), hand in "
+            f"that one notebook (named `{stem}.ipynb` if you hand in more than one `.ipynb` file) in place of "
+            f"`{assignment.module}`, with `{assignment.model}` beside it. "
+            "The grader reads its code cells and takes the definitions of the graded functions, with the imports "
+            "and constants they use; it runs nothing else of the notebook, so experiments, training and plots in "
+            "it are ignored and cost nothing. Define each function at the top level of a code cell (`def name(...):` "
+            "at the start of a line), keeping the names and parameters of the stubs; a cell that does not parse "
+            "costs only the functions in it. (The guided notebook is not such a notebook: it calls the functions "
+            f"in `{assignment.module}`.)")
+
+
 def readme_values(assignment: Assignment) -> dict[str, str]:
     """What the student README's placeholders become: names, and the exact thresholds the graders apply."""
     values = {"version": assignment.version, "title": assignment.title, "due": assignment.due,
-              "module": assignment.module, "notebook": assignment.notebook, "model": assignment.model}
+              "module": assignment.module, "notebook": assignment.notebook, "model": assignment.model,
+              "notebook_route": notebook_route(assignment)}
     try:
         from .reference_scores import load_reference, thresholds
         from .rubric import load_rubric

@@ -29,12 +29,15 @@ from anyascii import anyascii
 from .archives import ArchiveError, open_zip, read_member
 from .model_file import check_model_file
 from .syntax_rescue import rescue
+from .notebook_intake import MAX_NOTEBOOK_BYTES
 from .text import inert, one_line
 
 SUBMITTED_SUFFIX = ".submitted.py"  # <module>.submitted.py: the text as submitted, kept when a syntax error was cut out
 # The first lines of a released module say which version it is: "... (hello_mnist v1); instructors: ...".
 VERSION_HEADER = re.compile(r"\(([A-Za-z_][A-Za-z0-9_]*) (v\d[A-Za-z0-9._-]*)\)")
 MAX_MODULE_BYTES = 1024 * 1024
+MISSING_DEFINITION = "No code cell defines `"  # notebook_intake's message for a graded function it did not find
+MAX_KEPT_NOTEBOOK_BYTES = 8 * 1024 * 1024  # a submitted notebook up to this size is kept beside what was graded
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 MAX_ZIP_BYTES = 256 * 1024 * 1024
 MAX_ZIP_MEMBERS = 2000
@@ -60,6 +63,8 @@ class Layout:
     model: str               # the trained model's file name
     notebook: str = ""
     rescue_syntax_errors: bool = True
+    functions: tuple[str, ...] = ()   # the graded functions the module defines (a notebook's are read for these)
+    accepts_notebook: bool = False    # the manifest's ``accepts`` lists "notebook"
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,7 @@ class Staged:
     version: str = ""
     module: str = ""         # the graded module's file name in ``directory`` (the version's name for it)
     model: str = ""
+    notebook: dict | None = None  # a notebook submission: what notebook_intake kept and dropped (plain JSON)
 
     def intake(self) -> dict:
         """What the graders and the report learn about intake (plain JSON)."""
@@ -132,7 +138,8 @@ class Staged:
         return {"key": submission.key, "display_name": submission.display_name, "name": submission.folder,
                 "source": str(submission.source), "kind": submission.kind, "digest": self.digest,
                 "version": self.version, "module": self.module, "has_module": self.has_module,
-                "model_file": self.model_file, "problems": self.problems, "flags": self.flags}
+                "model_file": self.model_file, "problems": self.problems, "flags": self.flags,
+                "notebook": self.notebook}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +324,7 @@ def stage(submission: Submission, destination: Path, *, expected: Expected) -> S
         if submission.kind == "zip":
             found = _from_zip(submission.source, staged, expected)
         elif submission.kind == "file":
-            data = _read_file(submission.source, MAX_MODULE_BYTES, staged)
+            data = _read_file(submission.source, module_limit(submission.source.name), staged)
             found = {"module": (submission.source.name, data)} if data is not None else {}
         elif submission.kind == "lms":
             found = _from_members(submission.members, staged, expected, destination.parent)
@@ -337,6 +344,10 @@ def stage(submission: Submission, destination: Path, *, expected: Expected) -> S
         if files.get(role) is not None:
             digest.update(name.encode() + b"\0" + hashlib.sha256(files[role]).digest())
     staged.digest = digest.hexdigest()  # of what was submitted, before any rescue
+    if files.get("module") is not None and found["module"][0].endswith(".ipynb"):
+        files["module"] = _from_notebook(found["module"][0], files["module"], staged, layout, destination)
+        if files["module"] is None:
+            del files["module"]
     if files.get("module") is not None:
         graded = _check_source(files["module"], staged, layout, rescue_syntax_errors=layout.rescue_syntax_errors)
         if graded is not files["module"]:
@@ -363,7 +374,7 @@ def peek_version(submission: Submission, expected: Expected) -> str:
         if submission.kind == "zip":
             found = _from_zip(submission.source, staged, expected, roles=("module",))
         elif submission.kind == "file":
-            data = _read_file(submission.source, MAX_MODULE_BYTES, staged)
+            data = _read_file(submission.source, module_limit(submission.source.name), staged)
             found = {"module": (submission.source.name, data)} if data is not None else {}
         elif submission.kind == "lms":
             found = _from_members(submission.members, staged, expected, None, roles=("module",))
@@ -402,6 +413,14 @@ def resolve_version(found: dict[str, tuple[str, bytes]], expected: Expected, sta
 
 def _claimed_version(found: dict[str, tuple[str, bytes]], expected: Expected) -> str | None:
     name, data = found.get("module", ("", b""))
+    if name.endswith(".ipynb"):  # the released notebook's first cell names it: "(hello_mnist v1)"
+        match = VERSION_HEADER.search(data[:4096].decode("utf-8", "replace")) if data else None
+        if match:
+            return match.group(2)
+        by_name = [layout.version for layout in expected.layouts if layout.notebook == name]
+        if len(by_name) == 1:
+            return by_name[0]
+        return expected.layouts[0].version if len(expected.layouts) == 1 else None
     head = data[:2048].decode("utf-8", "replace").splitlines()[:5] if data else []
     for line in head:
         match = VERSION_HEADER.search(line)
@@ -489,7 +508,7 @@ def _from_folder(folder: Path, staged: Staged, expected: Expected,
         if path.parent != folder:
             staged.problems.append(f"{inert(module_name)} was found in the sub-folder "
                                    f"{inert(str(path.parent.relative_to(folder)))} and graded from there.")
-        data = _read_file(path, MAX_MODULE_BYTES, staged)
+        data = _read_file(path, module_limit(module_name), staged)
         if data is not None:
             found["module"] = (module_name, data)
     model_name = next((name for name in expected.model_names if name in available), None)
@@ -534,7 +553,7 @@ def _from_members(members: tuple[tuple[str, str], ...], staged: Staged, expected
     module_name = next((name for name in expected.module_names if name in available), None) \
         or _fallback_module(names, staged, expected)
     if module_name:
-        data = read(module_name, MAX_MODULE_BYTES)
+        data = read(module_name, module_limit(module_name))
         if data is not None:
             found["module"] = (module_name, data)
     model_name = next((name for name in expected.model_names if name in available), None)
@@ -545,8 +564,49 @@ def _from_members(members: tuple[tuple[str, str], ...], staged: Staged, expected
     return found
 
 
+def module_limit(name: str) -> int:
+    """The most bytes read of a graded module handed in as ``name`` (a notebook carries its outputs)."""
+    return MAX_NOTEBOOK_BYTES if name.endswith(".ipynb") else MAX_MODULE_BYTES
+
+
+def _from_notebook(name: str, data: bytes, staged: Staged, layout: Layout, destination: Path) -> bytes | None:
+    """The module text a submitted notebook defines (``notebook_intake``: read, never run), or None.
+
+    The notebook itself is kept beside it as ``<module stem>.submitted.ipynb`` (up to ``MAX_KEPT_NOTEBOOK_BYTES``),
+    so the TA sees what was handed in; what was kept and dropped goes to ``intake.json``."""
+    from .notebook_intake import extract_module
+    if not layout.accepts_notebook:
+        staged.problems.append(f"A notebook ({inert(name)}) was submitted, but assignment {layout.version} is handed "
+                               f"in as {layout.module}: the graded functions live there; submit that file (and the "
+                               "trained model).")
+        staged.flags.append("notebook_instead_of_module")
+        return None
+    extracted = extract_module(data, graded_functions=layout.functions)
+    problems, flags = list(extracted.problems), list(extracted.flags)
+    if len(extracted.missing) >= 3:  # one paragraph and one flag, not one per function
+        problems = [p for p in problems if not p.startswith(MISSING_DEFINITION)]
+        flags = [f for f in flags if not f.startswith("notebook_missing_function:")] + ["notebook_missing_functions"]
+        names = ", ".join(f"`{name}`" for name in extracted.missing)
+        problems.insert(0, f"{len(extracted.missing)} of the {len(layout.functions)} graded functions are not defined "
+                           f"at the top level of any code cell, so they were not graded: {names}. Define each with "
+                           "`def name(...):` at the start of a line in a code cell, keeping the names and parameters "
+                           f"given in the assignment (or hand in {layout.module}).")
+    staged.problems += problems
+    staged.flags += [flag for flag in flags if flag not in staged.flags]
+    staged.notebook = {"file": name, **extracted.as_dict()}
+    if len(data) <= MAX_KEPT_NOTEBOOK_BYTES:
+        _write(destination / (Path(layout.module).stem + ".submitted.ipynb"), data)
+    if not extracted.source:
+        if not extracted.problems:
+            staged.problems.append(f"{inert(name)} defines none of the graded functions.")
+        return None
+    return extracted.source.encode()
+
+
 def _fallback_module(names: list[str], staged: Staged, expected: Expected) -> str | None:
-    """No known module name: accept a single renamed .py file (LMS downloads rename), explain a notebook."""
+    """No known module name: accept a single renamed .py file (LMS downloads rename), then a notebook where a
+    version accepts one (the version's notebook name first, else a single ``.ipynb``); explain a notebook
+    no version accepts."""
     python = [n for n in names if n.endswith(".py") and not n.endswith(SUBMITTED_SUFFIX)]
     wanted = " or ".join(expected.module_names)
     if len(python) == 1:
@@ -554,7 +614,16 @@ def _fallback_module(names: list[str], staged: Staged, expected: Expected) -> st
                                f"Name it {wanted} next time.")
         staged.flags.append("renamed_module")
         return python[0]
-    if any(n.endswith(".ipynb") for n in names):
+    notebooks = [n for n in names if n.endswith(".ipynb")]
+    if notebooks and any(layout.accepts_notebook for layout in expected.layouts):
+        named = [n for n in expected.notebook_names if n in notebooks]
+        if named or len(notebooks) == 1:
+            return (named or notebooks)[0]
+        staged.problems.append(f"Several notebooks were submitted ({', '.join(inert(n) for n in notebooks[:5])}) and "
+                               f"none is named {' or '.join(expected.notebook_names)}; hand in one.")
+        staged.flags.append("ambiguous_notebook")
+        return None
+    if notebooks:
         staged.problems.append(f"A notebook was submitted where {wanted} was expected. The graded functions "
                                f"live in {wanted}; submit that file (and the trained model).")
         staged.flags.append("notebook_instead_of_module")
@@ -598,7 +667,7 @@ def _from_zip(path: Path, staged: Staged, expected: Expected,
         module_name = next((name for name in expected.module_names if name in by_name), None) \
             or _fallback_module(names, staged, expected)
         model_name = next((name for name in expected.model_names if name in by_name), None)
-        for role, source_name, limit in (("module", module_name, MAX_MODULE_BYTES),
+        for role, source_name, limit in (("module", module_name, module_limit(module_name or "")),
                                          ("model", model_name, MAX_MODEL_BYTES)):
             member = by_name.get(source_name) if source_name and role in roles else None
             if member is None:

@@ -4,6 +4,7 @@
     python benchmarks/grading.py -n 100          # a class of 100
     python benchmarks/grading.py --cold          # a fresh bubblewrap sandbox per submission
     python benchmarks/grading.py --single        # one submission alone, cold start, wall time and peak RSS
+    python benchmarks/grading.py --vs-notebooks  # the same class handed in as modules, then as notebooks
 
 Submissions are the instructor's solution with one common mistake each (tests/submissions/mistakes,
 cycled), each with the example model.keras. Prints per-submission wall time (median, p95), class
@@ -103,7 +104,9 @@ def machine_cpu_seconds() -> dict[str, float]:
     return {"user": (user + nice) / ticks, "system": system / ticks}
 
 
-def make_class(count: int, folder: Path) -> list[Path]:
+def make_class(count: int, folder: Path, *, notebooks: bool = False) -> list[Path]:
+    """``count`` submissions: the solution with one common mistake each; with ``notebooks`` each module is handed
+    in as ``hello_mnist.ipynb`` instead (its statements in code cells, functions in nbgrader exercise cells)."""
     mistakes = factory.catalogue("mistakes")
     paths = []
     for index in range(count):
@@ -111,6 +114,10 @@ def make_class(count: int, folder: Path) -> list[Path]:
         target = folder / f"student{index:03d}"
         target.mkdir(parents=True)
         path = factory.materialize(mistake, target)
+        module = path / mistake.assignment.module if path.is_dir() else None
+        if notebooks and module is not None and module.is_file():
+            (path / mistake.assignment.notebook).write_bytes(factory.as_notebook(module.read_text()))
+            module.unlink()
         paths.append(path)
     return paths
 
@@ -127,13 +134,30 @@ def main(argv=None) -> int:
     parser.add_argument("--cold", action="store_true", help="no warm workers: a fresh sandbox per submission")
     parser.add_argument("--single", action="store_true", help="one submission alone (the cold-start figure)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--notebooks", action="store_true", help="hand every submission in as a notebook")
+    parser.add_argument("--vs-notebooks", action="store_true",
+                        help="grade the class as modules, then the same class as notebooks; print both")
     args = parser.parse_args(argv)
+    if args.vs_notebooks:
+        figures = {route: run(args, notebooks=route == "notebooks") for route in ("modules", "notebooks")}
+        figures["notebooks_over_modules_wall"] = round(figures["notebooks"]["class_wall_seconds"]
+                                                       / figures["modules"]["class_wall_seconds"], 3)
+        figures["same_scores"] = figures["notebooks"]["scores"] == figures["modules"]["scores"]
+    else:
+        figures = run(args, notebooks=args.notebooks)
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+def run(args, *, notebooks: bool) -> dict:
     count = 1 if args.single else args.n
     settings = load_settings({"jobs": args.jobs, "warm_workers": not args.cold})
     jobs = settings.resolved_jobs()  # slots: with fewer submissions, spare slots help (the retrain beside)
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as temporary:
         root = Path(temporary)
-        paths = make_class(count, root / "class")
+        paths = make_class(count, root / "class", notebooks=notebooks)
         started, cpu_before = time.perf_counter(), machine_cpu_seconds()
         with RssSampler(settings.first_uid, jobs, 0.25 if count == 1 else 3.0) as sampler:
             outcomes = grade(paths, out_dir=root / "out", settings=settings, progress=True, command="benchmark")
@@ -149,7 +173,8 @@ def main(argv=None) -> int:
     other = [t - w - g for t, w, g in zip(totals, sandbox, scoring)]
     figures = {
         "machine": machine(), "python": platform.python_version(), "submissions": count, "jobs": jobs,
-        "warm_workers": settings.warm_workers and not args.cold, "class_wall_seconds": round(wall, 1),
+        "warm_workers": settings.warm_workers and not args.cold, "handed_in_as": "notebooks" if notebooks else "modules",
+        "class_wall_seconds": round(wall, 1),
         "throughput_per_minute": round(count / wall * 60, 1),
         "per_submission_seconds": {"median": round(statistics.median(totals), 2),
                                    "p95": round(percentile(totals, 0.95), 2), "max": round(max(totals), 2)},
@@ -172,10 +197,7 @@ def main(argv=None) -> int:
         "peak_rss_mb_grader_processes": round(sampler.peak_grader / 2**20),
         "scores": sorted(o.report.total for o in outcomes),
     }
-    print(json.dumps(figures, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=1) + "\n")
-    return 0
+    return figures
 
 
 if __name__ == "__main__":

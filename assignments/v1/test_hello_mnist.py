@@ -7,6 +7,10 @@ these is a good sign, not a guarantee. A function you have not written yet fails
 NotImplementedError.
 """
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: no start-up messages
+
 import numpy as np
 import pytest
 
@@ -14,6 +18,12 @@ import hello_mnist as hm
 from mnist_data import load_mnist
 
 SAMPLE = 600
+
+# Keras's own code (not yours) triggers these: a DeprecationWarning in recent numpy versions, and "Skipping
+# variable loading for optimizer" when a model saved before any training is loaded (it has no optimizer state
+# yet, so there is nothing to load; save and load are fine). They would only bury your results.
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:keras.*"),
+              pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer:UserWarning")]
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,10 @@ def preprocess(images, labels):
         >>> x.shape, y.shape, y[0].argmax() == y_train[0]
         ((2, 784), (2, 10), True)
     """
-    # Hint: reshape each 28x28 image into a row of 784 numbers, convert to float32 *before* dividing
-    # by 255, and use keras.utils.to_categorical (or np.eye) for the one-hot labels.
+    # Hint: reshape each 28x28 image into a row of 784 numbers and convert to float32 *before* dividing
+    # by 255. For the one-hot labels, np.eye(NUM_CLASSES, dtype="float32")[labels] picks one row of the
+    # identity matrix per label; keras.utils.to_categorical(labels, NUM_CLASSES).astype("float32") works
+    # too (in Keras 3 it has no dtype argument and returns float64, hence the astype).
     ### BEGIN SOLUTION
     images = np.asarray(images)
     x = images.reshape(len(images), IMAGE_PIXELS).astype("float32") / 255.0
@@ -166,6 +168,10 @@ def train_model(model, x, y, batch_size=100, epochs=20):
 
     Returns:
         The ``keras.callbacks.History`` that ``fit`` returns.
+
+    Pass ``verbose=2`` to ``fit`` (one line per epoch) or ``verbose=0`` (nothing), never the default
+    progress bar: it redraws itself many times per epoch, and in a notebook every redraw is stored in the
+    cell's output, which makes the file huge. The grader does not mind which of 0 and 2 you choose.
     """
     ### BEGIN SOLUTION
     return model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=2)

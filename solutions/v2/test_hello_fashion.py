@@ -18,8 +18,11 @@ from fashion_data import load_fashion_mnist
 
 SAMPLE = 600
 
-# Keras's own code (not yours) triggers these in recent numpy versions; they would only bury your results.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras.*")
+# Keras's own code (not yours) triggers these: a DeprecationWarning in recent numpy versions, and "Skipping
+# variable loading for optimizer" when a model saved before any training is loaded (it has no optimizer state
+# yet, so there is nothing to load; save and load are fine). They would only bury your results.
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:keras.*"),
+              pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer:UserWarning")]
 
 
 @pytest.fixture(scope="module")

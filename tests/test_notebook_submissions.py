@@ -1,0 +1,133 @@
+"""Notebook submissions graded end to end: the notebook is read (never run) on the trusted side, the module it
+defines goes through the same sandbox and graders as a submitted hello_mnist.py.
+
+The notebooks are built with nbformat from the instructor's solution module and the released stub (their
+functions pasted into exercise cells, as an nbgrader or Colab class has them), so they follow both."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+
+import nbformat
+import pytest
+
+import factory
+from conftest import grade_paths
+from test_notebook_intake import FUNCTIONS, HEADER, answer_cells, code_cell, solution_notebook_cells, strip_metadata, \
+    to_bytes
+
+pytestmark = pytest.mark.slow
+
+STUB_TEXT = next(iter(factory.release_module(factory.V1).values()))
+
+
+def stub_notebook_cells() -> list:
+    """The released stub's functions in exercise cells: what a student starts from in the notebook route."""
+    import ast
+    lines = STUB_TEXT.split("\n")
+    body = [n for n in ast.parse(STUB_TEXT).body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    starts = [n.lineno for n in body] + [len(lines) + 1]
+    cells = [nbformat.v4.new_markdown_cell("*Generated (hello_mnist v1)*")]
+    for node, start, following in zip(body, starts, starts[1:]):
+        text = "\n".join(lines[start - 1:following - 1]).rstrip("\n")
+        cells.append(code_cell(text, grade_id=node.name if isinstance(node, ast.FunctionDef) else None))
+    return cells + answer_cells()
+
+
+def submission(root, name, cells, *, model=True, notebook_name="hello_mnist.ipynb", extra=None):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / notebook_name).write_bytes(to_bytes(cells) if extra is None else extra(to_bytes(cells)))
+    if model:
+        shutil.copy(factory.EXAMPLE_MODEL, folder / "model.keras")
+    return folder
+
+
+def with_outputs(data: bytes, megabytes: int = 50) -> bytes:
+    notebook = json.loads(data)
+    blob = "A" * (1024 * 1024)
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {"image/png": blob}}]
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    code[0]["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {"image/png": blob}}
+                          for _ in range(megabytes - len(code) + 1)]
+    return json.dumps(notebook).encode()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, settings):
+    root = tmp_path_factory.mktemp("notebooks")
+    solution = solution_notebook_cells()
+    missing = [c for c in solution if "def evaluate_model" not in c.source]
+    broken = copy.deepcopy(solution)
+    for cell in broken:
+        if cell.source.startswith("def build_model"):
+            cell.source = cell.source.replace("):", ") oops:", 1)
+    paths = [submission(root, "solution_notebook", solution),
+             submission(root, "stub_notebook", stub_notebook_cells(), model=False),
+             submission(root, "missing_evaluate", missing),
+             submission(root, "broken_build_cell", broken),
+             submission(root, "stripped_metadata", strip_metadata(solution), notebook_name="Copy of hello_mnist.ipynb"),
+             submission(root, "huge_outputs", solution, extra=with_outputs)]
+    module = root / "module"
+    module.mkdir()
+    (module / "hello_mnist.py").write_text(factory.student_source())
+    shutil.copy(factory.EXAMPLE_MODEL, module / "model.keras")
+    started = time.perf_counter()
+    outcomes = grade_paths([*paths, module], root / "out", settings, version="v1")
+    return root / "out", outcomes, time.perf_counter() - started
+
+
+def test_the_solution_notebook_earns_what_the_solution_module_earns(graded):
+    _, outcomes, _ = graded
+    assert outcomes["solution_notebook"].report.total == outcomes["module"].report.total == 100
+    assert "notebook" in outcomes["solution_notebook"].report.flags
+
+
+def test_the_released_stubs_as_a_notebook_earn_nothing(graded):
+    _, outcomes, _ = graded
+    assert outcomes["stub_notebook"].report.total == 0
+
+
+def test_a_missing_function_costs_that_function_only(graded):
+    _, outcomes, _ = graded
+    report = outcomes["missing_evaluate"].report
+    scores = report.by_function()
+    assert scores["evaluate_model"][0] == 0 and scores["build_model"][0] == scores["build_model"][1]
+    assert any("evaluate_model" in problem for problem in report.problems)
+
+
+def test_a_syntax_error_in_one_cell_costs_that_cell_only(graded):
+    _, outcomes, _ = graded
+    report = outcomes["broken_build_cell"].report
+    scores = report.by_function()
+    assert scores["build_model"][0] == 0
+    assert scores["preprocess"][0] == scores["preprocess"][1] and scores["save_model"][0] == scores["save_model"][1]
+    assert any("cell" in problem and "build_model" in problem for problem in report.problems)
+
+
+def test_stripped_metadata_and_another_name_still_grade(graded):
+    _, outcomes, _ = graded
+    report = outcomes["stripped_metadata"].report
+    assert report.total == 100 and "notebook_metadata_stripped" in report.flags
+
+
+def test_fifty_megabytes_of_outputs_are_dropped_and_the_functions_graded(graded):
+    out, outcomes, _ = graded
+    report = outcomes["huge_outputs"].report
+    assert report.total == 100
+    intake = json.loads((out / "submissions" / "huge_outputs" / "intake.json").read_text())
+    assert intake["notebook"]["output_bytes"] > 50_000_000
+    assert not (out / "submissions" / "huge_outputs" / "submission" / "hello_mnist.submitted.ipynb").exists()
+    assert (out / "submissions" / "solution_notebook" / "submission" / "hello_mnist.submitted.ipynb").exists()
+
+
+def test_a_notebook_is_not_run_on_the_trusted_side(graded):
+    out, _, _ = graded
+    staged = (out / "submissions" / "solution_notebook" / "submission" / "hello_mnist.py").read_text()
+    assert staged.startswith("# Generated by autograder.notebook_intake")
+    assert "raise NotImplementedError" not in staged
