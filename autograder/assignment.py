@@ -77,7 +77,10 @@ class Dataset:
 class Function:
     name: str
     label: str                      # the terminal table's column
-    kind: str = "function"          # "function" (in the module) or "model_file" (the submitted model)
+    kind: str = "function"          # "function" (in the module), "model_file" (the submitted model), or
+                                    # "answer" (a notebook's "your turn" cell: notebook submissions only)
+    grade_id: str = ""              # an answer's nbgrader grade_id
+    variables: tuple[str, ...] = ()  # the names an answer cell must set (the first one finds the cell)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,16 @@ class Assignment:
     def module_functions(self) -> tuple[str, ...]:
         return tuple(function.name for function in self.functions if function.kind == "function")
 
+    def graded_functions(self, *, notebook: bool = False) -> tuple[str, ...]:
+        """The functions a submission is graded on, in order: a module's leave out the notebook's answers."""
+        answers = {function.name for function in self.answers}
+        return tuple(name for name in self.function_names if notebook or name not in answers)
+
+    @property
+    def answers(self) -> tuple[Function, ...]:
+        """The notebook's graded "your turn" cells (rubric kind "answer"), graded in notebook submissions only."""
+        return tuple(function for function in self.functions if function.kind == "answer")
+
     @property
     def labels(self) -> dict[str, str]:
         return {function.name: function.label for function in self.functions}
@@ -174,7 +187,8 @@ class Assignment:
         """What staging looks for in a submission of this version (``submissions.Layout``)."""
         from .submissions import Layout
         return Layout(self.version, self.name, self.module, self.model, self.notebook, rescue_syntax_errors,
-                      functions=self.module_functions, accepts_notebook="notebook" in self.accepts)
+                      functions=self.module_functions, accepts_notebook="notebook" in self.accepts,
+                      answers=tuple((a.name, a.grade_id, a.variables) for a in self.answers))
 
     def manifest_hash(self) -> str:
         """SHA-256 of the manifest and the rubric: recorded with every grade made against this version."""
@@ -264,10 +278,16 @@ def _functions(rubric_path: Path) -> tuple[Function, ...]:
         if not isinstance(entry.get("name"), str) or not entry["name"].isidentifier():
             raise AssignmentError(f"{rubric_path}: every [[function]] needs a name that is a Python identifier.")
         kind = entry.get("kind", "function")
-        if kind not in ("function", "model_file"):
-            raise AssignmentError(f"{rubric_path}: function {entry['name']!r} has kind {kind!r}; use \"function\" "
-                                  "or \"model_file\".")
-        functions.append(Function(entry["name"], str(entry.get("label", entry["name"][:5])), kind))
+        if kind not in ("function", "model_file", "answer"):
+            raise AssignmentError(f"{rubric_path}: function {entry['name']!r} has kind {kind!r}; use \"function\", "
+                                  "\"model_file\" or \"answer\".")
+        variables = tuple(entry.get("variables", ()))
+        if kind == "answer" and (not isinstance(entry.get("grade_id"), str) or not variables
+                                 or not all(isinstance(v, str) and v.isidentifier() for v in variables)):
+            raise AssignmentError(f"{rubric_path}: answer {entry['name']!r} needs grade_id (the cell's nbgrader "
+                                  "grade_id) and variables (the names the cell sets).")
+        functions.append(Function(entry["name"], str(entry.get("label", entry["name"][:5])), kind,
+                                  str(entry.get("grade_id", "")), variables))
     if not functions:
         raise AssignmentError(f"{rubric_path} lists no [[function]] (the graded functions, in order).")
     if len({f.name for f in functions}) != len(functions):

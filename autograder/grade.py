@@ -503,7 +503,7 @@ def _not_graded(submission: Submission, context: RunContext, failures: list[str]
     report = not_graded_report(submission.folder, max_total=run.rubric.total, failure=first_line,
                                details=str(details.relative_to(context.out_dir)), digest=digest, key=submission.key,
                                display_name=submission.display_name, source=str(submission.source),
-                               flags=submission.flags, functions=run.assignment.function_names,
+                               flags=submission.flags, functions=run.assignment.graded_functions(),
                                execution_time=seconds, version=run.assignment.version, title=run.assignment.name,
                                lms=submission.lms)
     write_submission_files(directory, report)
@@ -551,7 +551,7 @@ def grade_one(submission: Submission, context: RunContext, *, slot: int, workers
     artifacts_dir = _fresh(directory / "artifacts")
     flags = list(staged.flags)
     specs = plan.probes(assignment, context.settings, run.rubric,
-                        has_model_file=bool(staged.model_file.get("accepted")))
+                        has_model_file=bool(staged.model_file.get("accepted")), has_notebook=bool(staged.notebook))
     # Without a module only the submitted model can be checked; every other probe explains why not.
     runnable = specs if staged.has_module else [spec for spec in specs if not spec.needs_module]
     reason = staged.problems[0] if staged.problems else f"No {assignment.module} was submitted."
@@ -589,9 +589,9 @@ def grade_one(submission: Submission, context: RunContext, *, slot: int, workers
     report = build_report(submission.folder, scores["tests"], flags=flags, problems=staged.problems,
                           execution_time=timing.total, digest=staged.digest, key=submission.key,
                           display_name=submission.display_name, source=str(submission.source),
-                          functions=assignment.function_names, version=assignment.version,
-                          title=assignment.name, manifest_hash=assignment.manifest_hash(), lms=submission.lms,
-                          **identity)
+                          functions=assignment.graded_functions(notebook=bool(staged.notebook)),
+                          version=assignment.version, title=assignment.name, manifest_hash=assignment.manifest_hash(),
+                          lms=submission.lms, **identity)
     write_submission_files(directory, report)
     context.book.record(context.run_id, report, fingerprint=run.stamp, results=results_json(report))
     return GradeOutcome(report, timing)

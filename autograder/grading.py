@@ -91,13 +91,14 @@ class ProbeDeclaration:
     needs_module: bool = True  # False: runs even without a module (the submitted model file)
     only_with_model: bool = False  # runs only when a model file was submitted and accepted
     params: object = None     # a dict of JSON values, or a function (assignment, rubric) -> dict
+    only_with_notebook: bool = False  # runs only for a notebook submission (its "your turn" cells)
 
 
 PROBES: dict[str, ProbeDeclaration] = {}  # by reference; filled as the graders are imported
 
 
 def probe(name: str, *, function: str | None = None, timeout: str = "function", parallel: bool = False,
-          needs_module: bool = True, only_with_model: bool = False, params=None):
+          needs_module: bool = True, only_with_model: bool = False, params=None, only_with_notebook: bool = False):
     """Declare the function below as the probe ``name`` of its grader file.
 
     The probe runs inside the sandbox, in the recorder, never in the student's process; it gets a
@@ -116,7 +117,7 @@ def probe(name: str, *, function: str | None = None, timeout: str = "function", 
     def register(target):
         reference = f"{target.__module__}:{target.__qualname__}"
         PROBES[reference] = ProbeDeclaration(name, function or name, reference, len(PROBES), timeout, parallel,
-                                             needs_module, only_with_model, params)
+                                             needs_module, only_with_model, params, only_with_notebook)
         return target
 
     return register

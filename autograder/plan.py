@@ -30,7 +30,8 @@ def grader_modules(assignment: Assignment) -> list[str]:
     return [f"{assignment.grading_package}.{path.stem}" for path in sorted(assignment.grading_dir.glob("test_*.py"))]
 
 
-def probes(assignment: Assignment, settings: Settings, rubric: Rubric, *, has_model_file: bool) -> list[ProbeSpec]:
+def probes(assignment: Assignment, settings: Settings, rubric: Rubric, *, has_model_file: bool,
+           has_notebook: bool = False) -> list[ProbeSpec]:
     """The probe list for one submission of ``assignment``, in the order they run.
 
     All of a submission's probes share one recorder and one student process (``harness/main.py``: the
@@ -40,7 +41,7 @@ def probes(assignment: Assignment, settings: Settings, rubric: Rubric, *, has_mo
     shared = None if settings.process_per_function else "shared"
     specs = []
     for declaration in declarations(assignment):
-        if declaration.only_with_model and not has_model_file:
+        if (declaration.only_with_model and not has_model_file) or (declaration.only_with_notebook and not has_notebook):
             continue
         params = declaration.params(assignment, rubric) if callable(declaration.params) else dict(declaration.params or {})
         limit = settings.retrain_timeout_s if declaration.timeout == "retrain" else settings.probe_timeout_s

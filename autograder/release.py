@@ -132,7 +132,17 @@ def notebook_route(assignment: Assignment) -> str:
             "it are ignored and cost nothing. Define each function at the top level of a code cell (`def name(...):` "
             "at the start of a line), keeping the names and parameters of the stubs; a cell that does not parse "
             "costs only the functions in it. (The guided notebook is not such a notebook: it calls the functions "
-            f"in `{assignment.module}`.)")
+            f"in `{assignment.module}`.)" + _answers_sentence(assignment))
+
+
+def _answers_sentence(assignment: Assignment) -> str:
+    if not assignment.answers:
+        return ""
+    names = ", ".join(f"`{answer.variables[0]}`" for answer in assignment.answers)
+    return (f" In a notebook submission the guided notebook's \"your turn\" cells ({names}) are graded too, on top of "
+            "the module's points: copy them into your notebook with their variables. Each runs with inputs the grader "
+            "chooses (other loss curves, sizes, accuracies), so compute the answer from the variables it reads; a "
+            "number written down from your own run will not match.")
 
 
 def readme_values(assignment: Assignment) -> dict[str, str]:

@@ -34,6 +34,7 @@ class Rubric:
     path: Path
     functions: tuple[str, ...] = ()
     rescue_syntax_errors: bool = True
+    answers: tuple[str, ...] = ()  # functions of kind "answer": graded in notebook submissions only, beyond total
 
     def item(self, rubric_id: str) -> RubricItem:
         for item in self.items:
@@ -41,9 +42,14 @@ class Rubric:
                 return item
         raise KeyError(rubric_id)
 
-    def points_by_function(self) -> dict[str, float]:
-        totals = {name: 0.0 for name in self.functions}
-        for item in self.items:
+    def items_for(self, *, notebook: bool) -> tuple[RubricItem, ...]:
+        """The items a submission is graded on: a module's leave out the notebook's "your turn" answers."""
+        return self.items if notebook else tuple(i for i in self.items if i.function not in self.answers)
+
+    def points_by_function(self, *, notebook: bool = False) -> dict[str, float]:
+        """Points per graded function of a module submission (with ``notebook``, the answers' too)."""
+        totals = {name: 0.0 for name in self.functions if notebook or name not in self.answers}
+        for item in self.items_for(notebook=notebook):
             totals[item.function] += item.points
         return totals
 
@@ -77,12 +83,15 @@ def load_rubric(assignment: Assignment, path: Path | None = None) -> Rubric:
             raise RubricError(f"{path}: item {rubric_id!r} has negative points")
         items.append(item)
     total = float(data.get("assignment", {}).get("total", 100))
-    if abs(sum(item.points for item in items) - total) > 1e-9:
-        raise RubricError(f"{path}: the items' points sum to {sum(i.points for i in items):g}, but total is {total:g}")
+    answers = tuple(function.name for function in assignment.answers)
+    graded = [item for item in items if item.function not in answers]  # a module's items; answers come on top
+    if abs(sum(item.points for item in graded) - total) > 1e-9:
+        raise RubricError(f"{path}: the items' points (without the notebook's answers) sum to "
+                          f"{sum(i.points for i in graded):g}, but total is {total:g}")
     retrain = RetrainBudget(**data.get("retrain", {}))
     policy = data.get("assignment", {}).get("syntax_errors", "per_function")
     if policy not in ("per_function", "whole_module"):
         raise RubricError(f"{path}: [assignment] syntax_errors must be \"per_function\" or \"whole_module\"; "
                           f"got {policy!r}")
     return Rubric(tuple(items), total, dict(data.get("thresholds", {})), retrain, path, functions=functions,
-                  rescue_syntax_errors=policy == "per_function")
+                  rescue_syntax_errors=policy == "per_function", answers=answers)

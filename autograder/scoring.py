@@ -57,6 +57,11 @@ class GradingContext:
     intake: dict
     assignment: Assignment
 
+    @property
+    def items(self):
+        """The rubric items this submission is graded on (a notebook's include its "your turn" answers)."""
+        return self.rubric.items_for(notebook=bool(self.intake.get("notebook")))
+
 
 class ScoringPlugin:
     """Collects one outcome per rubric item from the graders' reports, and gives the graders their fixtures."""
@@ -101,7 +106,16 @@ class ScoringPlugin:
         config.stash[CONTEXT_KEY] = self.grading
         config.addinivalue_line("markers", "rubric(id): the rubric item this grader scores")
 
-    def pytest_collection_modifyitems(self, items):
+    def pytest_collection_modifyitems(self, config, items):
+        # A module submission is not graded on the notebook's answer cells: their tests are not run at all.
+        active = {item.id for item in self.grading.items}
+        kept, dropped = [], []
+        for item in items:
+            marker = item.get_closest_marker("rubric")
+            (dropped if marker is not None and marker.args and marker.args[0] not in active else kept).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
         # A Mismatch is the expected way for a check to fail, and its message is all anyone reads; pytest's
         # own traceback rendering (it re-parses the grader's source for every frame) cost ~0.1 s per failed
         # check. Everything else, our own bugs, keeps the full traceback for the TA.
@@ -174,7 +188,7 @@ def score(context: GradingContext) -> tuple[list[TestOutcome], list[str]]:
     with redirect_stdout(io.StringIO()):
         pytest.main(args, plugins=[plugin])
     outcomes = []
-    for item in context.rubric.items:
+    for item in context.items:
         outcome = plugin.outcomes.get(item.id)
         if outcome is None:
             plugin.internal_errors.append(f"no grader reported rubric item {item.id}")

@@ -65,6 +65,7 @@ class Layout:
     rescue_syntax_errors: bool = True
     functions: tuple[str, ...] = ()   # the graded functions the module defines (a notebook's are read for these)
     accepts_notebook: bool = False    # the manifest's ``accepts`` lists "notebook"
+    answers: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (name, grade_id, variables) of "your turn" cells
 
 
 @dataclass(frozen=True)
@@ -344,8 +345,9 @@ def stage(submission: Submission, destination: Path, *, expected: Expected) -> S
         if files.get(role) is not None:
             digest.update(name.encode() + b"\0" + hashlib.sha256(files[role]).digest())
     staged.digest = digest.hexdigest()  # of what was submitted, before any rescue
+    answers = b""
     if files.get("module") is not None and found["module"][0].endswith(".ipynb"):
-        files["module"] = _from_notebook(found["module"][0], files["module"], staged, layout, destination)
+        files["module"], answers = _from_notebook(found["module"][0], files["module"], staged, layout, destination)
         if files["module"] is None:
             del files["module"]
     if files.get("module") is not None:
@@ -353,6 +355,7 @@ def stage(submission: Submission, destination: Path, *, expected: Expected) -> S
         if graded is not files["module"]:
             _write(destination / (Path(layout.module).stem + SUBMITTED_SUFFIX), files["module"])
             files["module"] = graded
+        files["module"] += answers  # the grader's own runner of the answer cells, after the checks of the text
     for role, name in (("module", layout.module), ("model", layout.model)):
         if files.get(role) is not None:
             _write(destination / name, files[role])  # the grader's disk: a full one raises OSError(ENOSPC)
@@ -569,19 +572,22 @@ def module_limit(name: str) -> int:
     return MAX_NOTEBOOK_BYTES if name.endswith(".ipynb") else MAX_MODULE_BYTES
 
 
-def _from_notebook(name: str, data: bytes, staged: Staged, layout: Layout, destination: Path) -> bytes | None:
-    """The module text a submitted notebook defines (``notebook_intake``: read, never run), or None.
+def _from_notebook(name: str, data: bytes, staged: Staged, layout: Layout,
+                   destination: Path) -> tuple[bytes | None, bytes]:
+    """The module text a submitted notebook defines (``notebook_intake``: read, never run), or None, and the
+    functions that run its "your turn" answer cells (``answer_functions``), to append after the checks.
 
     The notebook itself is kept beside it as ``<module stem>.submitted.ipynb`` (up to ``MAX_KEPT_NOTEBOOK_BYTES``),
     so the TA sees what was handed in; what was kept and dropped goes to ``intake.json``."""
-    from .notebook_intake import extract_module
+    from .notebook_intake import extract_answer_cells, extract_module, read_notebook
     if not layout.accepts_notebook:
         staged.problems.append(f"A notebook ({inert(name)}) was submitted, but assignment {layout.version} is handed "
                                f"in as {layout.module}: the graded functions live there; submit that file (and the "
                                "trained model).")
         staged.flags.append("notebook_instead_of_module")
-        return None
-    extracted = extract_module(data, graded_functions=layout.functions)
+        return None, b""
+    sources = read_notebook(data)  # read once, for the functions and the answer cells
+    extracted = extract_module(sources, graded_functions=layout.functions)
     problems, flags = list(extracted.problems), list(extracted.flags)
     if len(extracted.missing) >= 3:  # one paragraph and one flag, not one per function
         problems = [p for p in problems if not p.startswith(MISSING_DEFINITION)]
@@ -596,11 +602,65 @@ def _from_notebook(name: str, data: bytes, staged: Staged, layout: Layout, desti
     staged.notebook = {"file": name, **extracted.as_dict()}
     if len(data) <= MAX_KEPT_NOTEBOOK_BYTES:
         _write(destination / (Path(layout.module).stem + ".submitted.ipynb"), data)
+    answers = b""
+    if layout.answers and sources.readable:
+        cells = extract_answer_cells(sources, answer_variables={grade_id: variables[0]
+                                                                for _, grade_id, variables in layout.answers})
+        staged.problems += [p for p in cells.problems if p not in staged.problems]
+        staged.flags += [f for f in cells.flags if f not in staged.flags]
+        staged.notebook["answers"] = {grade_id: {"cell": cell.cell, "found_by": cell.found_by, "parses": cell.parses}
+                                      for grade_id, cell in cells.cells.items()}
+        answers = answer_functions(layout.answers, cells.cells).encode()
     if not extracted.source:
         if not extracted.problems:
             staged.problems.append(f"{inert(name)} defines none of the graded functions.")
-        return None
-    return extracted.source.encode()
+        return (b"# no graded function was found in the notebook\n" if answers else None), answers
+    return extracted.source.encode(), answers
+
+
+ANSWER_RUNNER = '''
+
+# -- Added by the grader: the notebook's "your turn" cells, each run when its check calls it, in a namespace
+# -- of this module's names and the inputs the check chooses (never the notebook's own experiments).
+def _run_answer_cell(source, filename, variables, inputs):
+    import ast as _ast
+    import math as _math
+    import numpy as _np
+    namespace = {"math": _math, "np": _np, **globals(), **inputs}
+    errors = []
+    for node in _ast.parse(source, filename).body:
+        try:
+            exec(compile(_ast.Module([node], []), filename, "exec"), namespace)
+        except Exception as error:  # a later line (a print of a name the check does not give) may fail
+            errors.append(f"line {node.lineno}: {type(error).__name__}: {error}")
+    unset = [name for name in variables if name not in namespace]
+    if unset:
+        why = f" (it stopped at {errors[0]})" if errors else ""
+        raise NameError(f"the cell did not set {', '.join(unset)}{why}")
+    values = []
+    for name in variables:
+        value = namespace[name]
+        values.append(value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value)
+    return tuple(values)
+'''
+
+
+def answer_functions(answers: tuple, cells: dict) -> str:
+    """``your_turn_<name>(inputs)`` for each answer of the version: it runs the notebook's cell (found by its
+    grade_id or variable) and returns the variables it set, or raises with what is wrong (no such cell, or
+    one that does not parse). Text appended to the generated module; it runs only in the sandbox."""
+    parts = [ANSWER_RUNNER]
+    for name, grade_id, variables in answers:
+        cell = cells.get(grade_id)
+        parts.append(f"\n\ndef your_turn_{name}(inputs):")
+        if cell is None:
+            parts.append(f"    raise NameError({('no code cell of the notebook sets ' + variables[0] + ' (the ' + repr(grade_id) + ' cell)')!r})")
+        elif not cell.parses:
+            parts.append(f"    raise SyntaxError({('cell ' + str(cell.cell) + ': ' + str(cell.syntax_error))!r})")
+        else:
+            parts.append(f"    return _run_answer_cell({cell.source!r}, {('<notebook cell ' + str(cell.cell) + '>')!r}, "
+                         f"{tuple(variables)!r}, inputs)")
+    return "\n".join(parts) + "\n"
 
 
 def _fallback_module(names: list[str], staged: Staged, expected: Expected) -> str | None:

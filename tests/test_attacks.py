@@ -32,7 +32,7 @@ from conftest import REPO, grade_paths
 
 pytestmark = pytest.mark.slow
 
-FUNCTIONS = factory.V1.function_names
+FUNCTIONS = factory.V1.graded_functions()  # a module submission's: without the notebook's answers
 ATTACKS = factory.catalogue("attacks")
 BY_NAME = {s.name: s for s in ATTACKS}
 HONEST = "honest_solution"

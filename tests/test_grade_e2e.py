@@ -14,7 +14,6 @@ from conftest import grade_paths
 pytestmark = pytest.mark.slow
 
 CLASS = factory.catalogue("mistakes", "broken")
-FUNCTIONS = factory.V1.function_names
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +24,9 @@ def graded(materialized, settings, tmp_path_factory):
     return out, grade_paths(paths, out, settings, version="v1")
 
 
-def full_marks():
+def full_marks(*, notebook: bool = False):
     from autograder.rubric import load_rubric
-    return load_rubric(factory.V1).points_by_function()
+    return load_rubric(factory.V1).points_by_function(notebook=notebook)
 
 
 @pytest.mark.parametrize("submission", CLASS, ids=[s.name for s in CLASS])
@@ -36,9 +35,11 @@ def test_each_function_scores_as_expected(graded, submission):
     report = outcomes[submission.name].report
     assert report.graded, f"not graded: {report.failure}"
     scores = report.by_function()
-    expected = {name: submission.scores.get(name, full) for name, full in full_marks().items()}
-    actual = {name: scores[name][0] for name in FUNCTIONS}
-    wrong = {name: (actual[name], expected[name]) for name in FUNCTIONS if abs(actual[name] - expected[name]) > 0.01}
+    marks = full_marks(notebook="notebook" in report.flags)  # a notebook is graded on its answer cells too
+    assert set(report.functions) == set(marks)
+    expected = {name: submission.scores.get(name, full) for name, full in marks.items()}
+    actual = {name: scores[name][0] for name in marks}
+    wrong = {name: (actual[name], expected[name]) for name in marks if abs(actual[name] - expected[name]) > 0.01}
     details = {t["name"]: t["output"] for t in report.tests if t["status"] != "passed"}
     assert not wrong, f"{submission.description}: (actual, expected) {wrong}; failed checks: {details}"
     for flag in submission.required_flags:
@@ -48,18 +49,20 @@ def test_each_function_scores_as_expected(graded, submission):
 
 @pytest.mark.parametrize("submission", CLASS, ids=[s.name for s in CLASS])
 def test_feedback_and_results_are_written(graded, submission):
-    out, _ = graded
+    out, outcomes = graded
     folder = out / "submissions" / submission.name
     results = json.loads((folder / "results.json").read_text())
     assert {"score", "execution_time", "output", "tests"} <= set(results)
     for test in results["tests"]:
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
-        assert test["name"].split(":")[0] in FUNCTIONS
+        assert test["name"].split(":")[0] in outcomes[submission.name].report.functions
         assert test["status"] in ("passed", "failed")
         if test["status"] == "failed":
             assert test["output"].strip(), f"a failed check without an explanation: {test['name']}"
     feedback = (folder / "feedback.md").read_text()
-    assert f"Score: {results['score']:g} / 100" in feedback
+    max_total = outcomes[submission.name].report.max_total  # 100; a notebook's answer cells come on top
+    assert max_total == (106 if "notebook" in outcomes[submission.name].report.flags else 100)
+    assert f"Score: {results['score']:g} / {max_total:g}" in feedback
     html = (folder / "feedback.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html
 
@@ -76,7 +79,11 @@ def test_class_summary_and_gradebook(graded):
         rates = list(csv.DictReader(handle))
     from autograder.rubric import load_rubric
     assert [row["test"] for row in rates] == [item.name for item in load_rubric(factory.V1).items]
-    assert all(int(row["graded"]) == len(CLASS) for row in rates)
+    # the notebook's "your turn" answers are graded in notebook submissions only
+    rubric = load_rubric(factory.V1)
+    notebooks = sum("notebook" in outcome.report.flags for outcome in outcomes.values())
+    for row, item in zip(rates, rubric.items):
+        assert int(row["graded"]) == (notebooks if item.function in rubric.answers else len(CLASS)), row
     book = open_gradebook(None, out)
     assert book.counts()["grades"] == len(CLASS)
     exported = list(csv.DictReader(book.export_csv().splitlines()))

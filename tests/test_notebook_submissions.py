@@ -21,6 +21,8 @@ from test_notebook_intake import FUNCTIONS, HEADER, answer_cells, code_cell, sol
 
 pytestmark = pytest.mark.slow
 
+ANSWERS = ("choose_best_optimizer", "count_updates_per_epoch", "test_error_rate")
+YOUR_TURN = ("best_optimizer", "updates_per_epoch", "test_error_rate")
 STUB_TEXT = next(iter(factory.release_module(factory.V1).values()))
 
 
@@ -34,7 +36,8 @@ def stub_notebook_cells() -> list:
     for node, start, following in zip(body, starts, starts[1:]):
         text = "\n".join(lines[start - 1:following - 1]).rstrip("\n")
         cells.append(code_cell(text, grade_id=node.name if isinstance(node, ast.FunctionDef) else None))
-    return cells + answer_cells()
+    released = nbformat.read(factory.V1.release_dir / factory.V1.notebook, as_version=4)  # its answer cells unfilled
+    return cells + [cell for cell in released.cells if "nbgrader" in cell.metadata]
 
 
 def submission(root, name, cells, *, model=True, notebook_name="hello_mnist.ipynb", extra=None):
@@ -67,7 +70,16 @@ def graded(tmp_path_factory, settings):
     for cell in broken:
         if cell.source.startswith("def build_model"):
             cell.source = cell.source.replace("):", ") oops:", 1)
+    hard_coded = [c for c in solution if "nbgrader" not in c.metadata or c.metadata["nbgrader"]["grade_id"] not in
+                  ANSWERS] + [code_cell('best_optimizer = "adam"', "choose_best_optimizer"),
+                              code_cell("updates_per_epoch = 600", "count_updates_per_epoch"),
+                              code_cell("test_error_rate = 0.0231\nwrong_digits = 231", "test_error_rate")]
+    off_by_one = [c for c in solution if "nbgrader" not in c.metadata or c.metadata["nbgrader"]["grade_id"] !=
+                  "count_updates_per_epoch"] + [code_cell("updates_per_epoch = len(x_hand) // BATCH_SIZE\n"
+                                                          "print(updates_per_epoch, updates)", "count_updates_per_epoch")]
     paths = [submission(root, "solution_notebook", solution),
+             submission(root, "hard_coded_answers", hard_coded),
+             submission(root, "answer_off_by_one", off_by_one),
              submission(root, "stub_notebook", stub_notebook_cells(), model=False),
              submission(root, "missing_evaluate", missing),
              submission(root, "broken_build_cell", broken),
@@ -82,15 +94,46 @@ def graded(tmp_path_factory, settings):
     return root / "out", outcomes, time.perf_counter() - started
 
 
+def _functions_only(report) -> float:
+    return sum(score for name, (score, _) in report.by_function().items() if name not in YOUR_TURN)
+
+
 def test_the_solution_notebook_earns_what_the_solution_module_earns(graded):
     _, outcomes, _ = graded
-    assert outcomes["solution_notebook"].report.total == outcomes["module"].report.total == 100
-    assert "notebook" in outcomes["solution_notebook"].report.flags
+    notebook, module = outcomes["solution_notebook"].report, outcomes["module"].report
+    assert _functions_only(notebook) == module.total == module.max_total == 100
+    assert "notebook" in notebook.flags
+    # ...and its three "your turn" cells, run with the grader's inputs, on top: module submissions keep 100
+    assert notebook.total == notebook.max_total == 106
+    assert not set(YOUR_TURN) & set(module.functions)
+
+
+def test_hard_coded_answers_fail_with_the_grader_s_numbers(graded):
+    _, outcomes, _ = graded
+    report = outcomes["hard_coded_answers"].report
+    scores = report.by_function()
+    assert _functions_only(report) == 100
+    assert all(scores[name][0] == 0 for name in YOUR_TURN), scores
+    messages = " ".join(t["output"] for t in report.tests if t["function"] in YOUR_TURN)
+    assert "rather than writing down the name your own run printed" in messages or "lowest loss" in messages
+    assert "not the numbers of your own run" in messages
+
+
+def test_an_answer_that_drops_the_last_batch_is_told_so(graded):
+    _, outcomes, _ = graded
+    report = outcomes["answer_off_by_one"].report
+    assert report.by_function()["updates_per_epoch"] == (0, 2)
+    assert report.by_function()["best_optimizer"] == (2, 2)
+    message = next(t["output"] for t in report.tests if t["function"] == "updates_per_epoch")
+    assert "the smaller last batch" in message
 
 
 def test_the_released_stubs_as_a_notebook_earn_nothing(graded):
     _, outcomes, _ = graded
-    assert outcomes["stub_notebook"].report.total == 0
+    report = outcomes["stub_notebook"].report
+    assert report.total == 0 and report.max_total == 106
+    message = next(t["output"] for t in report.tests if t["function"] == "best_optimizer")
+    assert "NotImplementedError" in message
 
 
 def test_a_missing_function_costs_that_function_only(graded):
@@ -113,13 +156,14 @@ def test_a_syntax_error_in_one_cell_costs_that_cell_only(graded):
 def test_stripped_metadata_and_another_name_still_grade(graded):
     _, outcomes, _ = graded
     report = outcomes["stripped_metadata"].report
-    assert report.total == 100 and "notebook_metadata_stripped" in report.flags
+    # the answer cells are found by the variables they set when nbgrader's metadata is gone
+    assert report.total == 106 and "notebook_metadata_stripped" in report.flags
 
 
 def test_fifty_megabytes_of_outputs_are_dropped_and_the_functions_graded(graded):
     out, outcomes, _ = graded
     report = outcomes["huge_outputs"].report
-    assert report.total == 100
+    assert report.total == 106
     intake = json.loads((out / "submissions" / "huge_outputs" / "intake.json").read_text())
     assert intake["notebook"]["output_bytes"] > 50_000_000
     assert not (out / "submissions" / "huge_outputs" / "submission" / "hello_mnist.submitted.ipynb").exists()

@@ -37,7 +37,12 @@ def test_every_rubric_item_has_exactly_one_grader(version):
 
 def test_points_total_one_hundred_and_names_start_with_a_function(version):
     rubric = load_rubric(version)
-    assert rubric.total == 100 and sum(item.points for item in rubric.items) == 100
+    module_items = rubric.items_for(notebook=False)
+    assert rubric.total == 100 and sum(item.points for item in module_items) == 100
+    # the notebook's "your turn" answers come on top, in notebook submissions only
+    answers = [item for item in rubric.items if item.function in rubric.answers]
+    assert set(rubric.items_for(notebook=True)) == set(module_items) | set(answers)
+    assert {item.function for item in answers} == {function.name for function in version.answers}
     # Every summary column is graded by at least one item with points, and no item grades anything else.
     assert {item.function for item in rubric.items if item.points > 0} == set(version.function_names)
     for item in rubric.items:
