@@ -259,6 +259,10 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
     versions = {name: prepare_version(name, rubric_path=rubric_path if name == version or len(needed) == 1 else None,
                                       reference_path=reference_path if name == version or len(needed) == 1 else None)
                 for name in needed}
+    from .pins import version_warnings
+    for run in versions.values():  # thresholds come from the reference's libraries: say when these differ
+        for line in version_warnings(run.assignment):
+            print(line, file=sys.stderr)
     out_dir = Path(out_dir)
     private = out_dir / ".grader"
     try:

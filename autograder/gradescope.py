@@ -21,8 +21,40 @@ from pathlib import Path
 from . import assignment as assignments
 from .settings import PACKAGE_DIR, REPO_DIR
 
-GRADER_REQUIREMENTS = ("numpy>=1.26,<3", "keras>=3.6,<4", "tensorflow-cpu>=2.16,<2.22", "pytest>=8",
-                       "sqlalchemy>=2.0,<3")
+# What grading one submission imports (the distributions, in pyproject.toml's names). The bundle pins each to an
+# exact version: keras, TensorFlow and numpy to those the version's reference scores were computed with, the
+# rest to this machine's (where the tests pass). Not here: what only the instructor's and TA's tools use (the
+# notebook runner, the demo's Gradio and browser, matplotlib, copydetect for a class's similarity report).
+GRADING_DISTRIBUTIONS = ("numpy", "keras", "tensorflow-cpu", "pytest", "sqlalchemy", "filelock", "pyyaml",
+                         "anyascii", "nbformat")
+REFERENCE_PINNED = {"numpy": "numpy", "keras": "keras", "tensorflow-cpu": "tensorflow"}
+
+
+def grader_lock(assignment) -> list[str]:
+    """``name==version`` for every distribution grading needs (``GRADING_DISTRIBUTIONS``).
+
+    Raises:
+        BundleError: no reference scores to pin keras, TensorFlow and numpy to, or a distribution not installed.
+    """
+    from importlib import metadata
+
+    from .pins import reference_versions
+    reference = reference_versions(assignment)
+    lines = []
+    for name in GRADING_DISTRIBUTIONS:
+        if name in REFERENCE_PINNED:
+            version = reference.get(REFERENCE_PINNED[name])
+            if not version:
+                raise BundleError(f"{assignment.reference_path} records no {REFERENCE_PINNED[name]} version; run "
+                                  f"`python -m autograder reference all --version {assignment.version}`.")
+        else:
+            try:
+                version = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                raise BundleError(f"{name} is not installed here, so its version cannot be pinned: `./run test` "
+                                  "installs the grader's environment.") from None
+        lines.append(f"{name}=={version}")
+    return lines
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image (Ubuntu 24.04 base image: Python 3.12).
@@ -64,11 +96,15 @@ def build_bundle(output: Path, *, version: str | None = None) -> Path:
     if folder is None or not all((folder / name).is_file() for name in names):
         raise BundleError(f"Set {dataset.env} to the folder with the four {dataset.title} files; the bundle carries "
                           "them so Gradescope never downloads anything while grading.")
+    from .pins import reference_versions
     output = Path(output)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as bundle:
         _add_text(bundle, "setup.sh", SETUP_SH, executable=True)
         _add_text(bundle, "run_autograder", RUN_AUTOGRADER, executable=True)
-        _add_text(bundle, "requirements.txt", "\n".join(GRADER_REQUIREMENTS) + "\n")
+        reference_python = reference_versions(assignment).get("python", "?")
+        _add_text(bundle, "requirements.txt", f"# Exact versions: keras, TensorFlow and numpy as {assignment.version}'s "
+                  f"reference scores were computed with (Python {reference_python}); the rest as tested.\n"
+                  + "\n".join(grader_lock(assignment)) + "\n")
         _add_text(bundle, "VERSION", assignment.version + "\n")
         for path in sorted(PACKAGE_DIR.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
@@ -119,7 +155,12 @@ def run(root: Path, version: str) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 0
         folder = out / SUBMISSIONS_DIR / outcome.report.name
-        shutil.copy(folder / "results.json", results_dir / "results.json")
+        results = json.loads((folder / "results.json").read_text())
+        from .pins import version_warnings
+        warnings = version_warnings(assignment)
+        if warnings:  # for the instructor (Gradescope shows extra_data to staff only), not the student
+            results.setdefault("extra_data", {})["version_warnings"] = warnings
+        (results_dir / "results.json").write_text(json.dumps(results, indent=1))
         shutil.copy(folder / "feedback.html", results_dir / "feedback.html")
     return 0
 
