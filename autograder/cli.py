@@ -1,6 +1,7 @@
 """The command line: parses arguments and forwards them to keyword-only functions; nothing else.
 
     python -m autograder grade SUBMISSION... --out DIR [--version V] [--jobs N] [--regrade] [--lms L] [--roster CSV]
+                                             [--cluster tcp://SCHEDULER:8786]
     python -m autograder gradebook export --out DIR [--format csv|canvas|moodle|gradescope] [--roster CSV] [--feedback]
     python -m autograder gradebook override --out DIR --submission KEY --score S --comment TEXT
     python -m autograder gradebook void --out DIR (--submission KEY | --run ID) --reason TEXT
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--lms", default="auto", choices=LAYOUT_CHOICES,
                        help="how to read an LMS download given as a submission: auto (recognise Canvas, Moodle, "
                             "Gradescope), a layout, or none (default auto)")
+    grade.add_argument("--cluster", default=None, metavar="ADDRESS",
+                       help="grade on a Dask cluster (tcp://scheduler:8786): each worker sandboxes its share, this "
+                            "command alone writes the gradebook; --jobs is then per worker")
     grade.add_argument("--roster", type=Path, default=None,
                        help="the LMS's roster export (Canvas gradebook CSV, Moodle worksheet or participants CSV, "
                             "Gradescope roster): the closing lines name who handed nothing in")
@@ -156,9 +160,16 @@ def _grader_errors():
 def run_grade(args) -> int:
     from .grade import grade, print_table
     try:
-        outcomes = grade(args.submissions, out_dir=args.out, settings=_settings_from(args),
-                         gradebook_url=args.gradebook, regrade=args.regrade, progress=not args.quiet,
-                         version=args.version, command=" ".join(sys.argv), lms=args.lms)
+        if args.cluster:
+            from .cluster import grade_on_cluster
+            outcomes = grade_on_cluster(args.submissions, out_dir=args.out, settings=_settings_from(args),
+                                        address=args.cluster, gradebook_url=args.gradebook, regrade=args.regrade,
+                                        progress=not args.quiet, version=args.version, lms=args.lms,
+                                        command=" ".join(sys.argv))
+        else:
+            outcomes = grade(args.submissions, out_dir=args.out, settings=_settings_from(args),
+                             gradebook_url=args.gradebook, regrade=args.regrade, progress=not args.quiet,
+                             version=args.version, command=" ".join(sys.argv), lms=args.lms)
     except _grader_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_GRADER

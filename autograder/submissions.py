@@ -132,6 +132,8 @@ class Staged:
     module: str = ""         # the graded module's file name in ``directory`` (the version's name for it)
     model: str = ""
     notebook: dict | None = None  # a notebook submission: what notebook_intake kept and dropped (plain JSON)
+    # The module or notebook as handed in, (name, bytes): what a cluster worker stages again (cluster.py).
+    handed_in: tuple[str, bytes] | None = field(default=None, repr=False, compare=False)
 
     def intake(self) -> dict:
         """What the graders and the report learn about intake (plain JSON)."""
@@ -339,6 +341,7 @@ def stage(submission: Submission, destination: Path, *, expected: Expected) -> S
         staged.flags.append("unreadable")
     layout = resolve_version(found, expected, staged)
     staged.version, staged.module, staged.model = layout.version, layout.module, layout.model
+    staged.handed_in = found.get("module")
     files = {role: data for role, (_, data) in found.items()}
     digest = hashlib.sha256()
     for role, name in (("module", layout.module), ("model", layout.model)):

@@ -5,6 +5,7 @@
     python benchmarks/grading.py --cold          # a fresh bubblewrap sandbox per submission
     python benchmarks/grading.py --single        # one submission alone, cold start, wall time and peak RSS
     python benchmarks/grading.py --vs-notebooks  # the same class handed in as modules, then as notebooks
+    python benchmarks/grading.py -n 40 --vs-dask # the plain command, then a local Dask cluster of 2 workers
 
 Submissions are the instructor's solution with one common mistake each (tests/submissions/mistakes,
 cycled), each with the example model.keras. Prints per-submission wall time (median, p95), class
@@ -122,6 +123,17 @@ def make_class(count: int, folder: Path, *, notebooks: bool = False) -> list[Pat
     return paths
 
 
+def _on_local_cluster(paths, out, workers: int):
+    """A real Dask LocalCluster on this machine (worker processes, one thread each), each worker grading with
+    one job: the cluster path's own overhead against the plain command on the same cores."""
+    from distributed import LocalCluster
+
+    from autograder.cluster import grade_on_cluster
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        return grade_on_cluster(paths, out_dir=out, settings=load_settings({"jobs": 1}), address=cluster.scheduler_address,
+                                progress=False, command="benchmark --vs-dask")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -137,8 +149,15 @@ def main(argv=None) -> int:
     parser.add_argument("--notebooks", action="store_true", help="hand every submission in as a notebook")
     parser.add_argument("--vs-notebooks", action="store_true",
                         help="grade the class as modules, then the same class as notebooks; print both")
+    parser.add_argument("--vs-dask", action="store_true",
+                        help="grade the class plainly, then on a local Dask cluster (2 workers, 1 job each)")
     args = parser.parse_args(argv)
-    if args.vs_notebooks:
+    if args.vs_dask:
+        figures = {"plain": run(args, notebooks=False), "dask_2_workers": run(args, notebooks=False, dask_workers=2)}
+        figures["dask_over_plain_wall"] = round(figures["dask_2_workers"]["class_wall_seconds"]
+                                                / figures["plain"]["class_wall_seconds"], 3)
+        figures["same_scores"] = figures["dask_2_workers"]["scores"] == figures["plain"]["scores"]
+    elif args.vs_notebooks:
         figures = {route: run(args, notebooks=route == "notebooks") for route in ("modules", "notebooks")}
         figures["notebooks_over_modules_wall"] = round(figures["notebooks"]["class_wall_seconds"]
                                                        / figures["modules"]["class_wall_seconds"], 3)
@@ -151,7 +170,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def run(args, *, notebooks: bool) -> dict:
+def run(args, *, notebooks: bool, dask_workers: int = 0) -> dict:
     count = 1 if args.single else args.n
     settings = load_settings({"jobs": args.jobs, "warm_workers": not args.cold})
     jobs = settings.resolved_jobs()  # slots: with fewer submissions, spare slots help (the retrain beside)
@@ -160,7 +179,10 @@ def run(args, *, notebooks: bool) -> dict:
         paths = make_class(count, root / "class", notebooks=notebooks)
         started, cpu_before = time.perf_counter(), machine_cpu_seconds()
         with RssSampler(settings.first_uid, jobs, 0.25 if count == 1 else 3.0) as sampler:
-            outcomes = grade(paths, out_dir=root / "out", settings=settings, progress=True, command="benchmark")
+            if dask_workers:
+                outcomes = _on_local_cluster(paths, root / "out", dask_workers)
+            else:
+                outcomes = grade(paths, out_dir=root / "out", settings=settings, progress=True, command="benchmark")
         wall = time.perf_counter() - started
         cpu_after = machine_cpu_seconds()
         cpu = {key: cpu_after[key] - cpu_before[key] for key in cpu_after}
@@ -174,6 +196,7 @@ def run(args, *, notebooks: bool) -> dict:
     figures = {
         "machine": machine(), "python": platform.python_version(), "submissions": count, "jobs": jobs,
         "warm_workers": settings.warm_workers and not args.cold, "handed_in_as": "notebooks" if notebooks else "modules",
+        "dask_workers": dask_workers,
         "class_wall_seconds": round(wall, 1),
         "throughput_per_minute": round(count / wall * 60, 1),
         "per_submission_seconds": {"median": round(statistics.median(totals), 2),
