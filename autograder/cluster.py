@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -116,9 +117,13 @@ def _grade_all(found, context: RunContext, client, as_completed, *, workers: int
         chunks += [(version_name, items[start:start + size]) for start in range(0, len(items), size)]
     values = {field.name: getattr(context.settings, field.name) for field in dataclasses.fields(context.settings)}
     futures = {}
-    for version_name, items in chunks:  # the files go to the cluster once, as data, not inside the task graph
-        shipped_items = client.scatter([dict(item) for item in items], hash=False)
-        futures[client.submit(grade_chunk, shipped_items, version_name, values, pure=False)] = items
+    with warnings.catch_warnings():
+        # The files travel inside the task, not scattered to one worker beforehand: scattered data dies with
+        # its worker, and the task that needs it is then cancelled instead of run again elsewhere. Dask warns
+        # about large tasks; a few megabytes per submission is what grading them costs anyway.
+        warnings.filterwarnings("ignore", message="Large object of size")
+        for version_name, items in chunks:
+            futures[client.submit(grade_chunk, [dict(item) for item in items], version_name, values, pure=False)] = items
     done = 0
     for future in as_completed(futures):
         items = futures[future]

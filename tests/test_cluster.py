@@ -108,3 +108,44 @@ def test_a_class_on_the_cluster_gets_the_grades_of_the_plain_command(cluster, kl
 def test_an_unreachable_scheduler_is_a_clear_refusal(klass, tmp_path):
     done = autograder("grade", klass, "--out", tmp_path / "out", "--cluster", f"tcp://127.0.0.1:{free_port()}")
     assert done.returncode == 2 and "Cannot reach the Dask scheduler" in done.stderr
+
+
+def _grading_children() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every `python -m autograder.cluster` process (a worker's grading)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            command = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            status = open(f"/proc/{entry}/status").read()
+        except OSError:
+            continue
+        if b"autograder.cluster" in command and b"-m" in command:
+            parent = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+            found.append((int(entry), parent))
+    return found
+
+
+def test_a_worker_killed_mid_task_loses_nothing(cluster, klass, tmp_path):
+    """The scheduler runs a lost worker's task again on the other worker (the nanny restarts the dead one);
+    nothing of the lost task was recorded, so every submission is graded once, with the plain command's grade."""
+    import signal
+    command = [sys.executable, "-m", "autograder", "grade", str(klass), "--out", str(tmp_path / "out"), "--quiet",
+               "--version", "v1", "--cluster", cluster, "--jobs", "1"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not _grading_children():
+        assert process.poll() is None and time.monotonic() < deadline, "no worker started grading"
+        time.sleep(0.2)
+    time.sleep(2)  # mid-task: its sandboxes are running
+    victim, worker = _grading_children()[0]
+    os.kill(worker, signal.SIGKILL)
+    os.kill(victim, signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=1200)
+    assert process.returncode == 0, stderr[-3000:]
+    plain = autograder("grade", klass, "--out", tmp_path / "plain", "--quiet", "--version", "v1")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert totals(tmp_path / "out") == totals(tmp_path / "plain")
+    from autograder.gradebook import open_gradebook
+    assert open_gradebook(None, tmp_path / "out").counts()["grades"] == len(CASES) + 1
