@@ -223,10 +223,28 @@ def verify(target: Path, assignment: Assignment, *, settings: Settings) -> dict:
         shutil.copy(assignment.solution_module, solution / assignment.module)
         shutil.copy(assignment.example_model, solution / assignment.model)
         shutil.copy(target / assignment.module, stub / assignment.module)
+        notebooks = "notebook" in assignment.accepts and bool(assignment.notebook)
+        if notebooks:  # the notebook route: the same functions pasted into a notebook, with the answer cells
+            for name, module, guided in (("solution_notebook", assignment.solution_module,
+                                          assignment.source_dir / assignment.notebook),
+                                         ("stub_notebook", target / assignment.module, target / assignment.notebook)):
+                (root / "submissions" / name).mkdir()
+                (root / "submissions" / name / assignment.notebook).write_text(
+                    notebook_of(module.read_text(), guided))
+            shutil.copy(assignment.example_model, root / "submissions" / "solution_notebook" / assignment.model)
         outcomes = {o.report.name: o.report for o in grade([root / "submissions"], out_dir=root / "out",
                                                             settings=settings, progress=False,
                                                             version=assignment.version, command="release check")}
     graded_solution, graded_stub = outcomes["solution"], outcomes["stub"]
+    if notebooks:
+        for name, wanted in (("solution_notebook", "full"), ("stub_notebook", "zero")):
+            report = outcomes[name]
+            if not report.graded or report.total != (report.max_total if wanted == "full" else 0):
+                wrong = [f"{t['name']}: {t['output']}" for t in report.tests
+                         if (t["status"] != "passed") == (wanted == "full") and (wanted == "full" or t["score"] > 0)]
+                raise ReleaseError(f"Handed in as a notebook, the {name.split('_')[0]} scores {report.total:g}/"
+                                   f"{report.max_total:g} (expected {wanted} marks), so the release was not "
+                                   f"published. {'; '.join(wrong[:5]) or report.failure}")
     if not graded_solution.graded or graded_solution.total != graded_solution.max_total:
         failed = "; ".join(f"{t['name']}: {t['output']}" for t in graded_solution.tests if t["status"] != "passed")
         raise ReleaseError(f"The solution scores {graded_solution.total:g}/{graded_solution.max_total:g}, not full "
@@ -235,7 +253,44 @@ def verify(target: Path, assignment: Assignment, *, settings: Settings) -> dict:
         passed = [t["name"] for t in graded_stub.tests if t["score"] > 0]
         raise ReleaseError(f"The released stubs score {graded_stub.total:g}, not 0; these checks give points to "
                            f"unwritten code: {passed or graded_stub.failure}")
-    return {"solution": graded_solution.total, "stub": graded_stub.total}
+    checked = {"solution": graded_solution.total, "stub": graded_stub.total}
+    if notebooks:
+        checked.update(solution_notebook=outcomes["solution_notebook"].total, stub_notebook=outcomes["stub_notebook"].total)
+    return checked
+
+
+def notebook_of(module_source: str, guided_notebook: Path) -> str:
+    """A notebook as a class that works in Jupyter hands it in: the module's top-level statements in code
+    cells (each graded function in an nbgrader exercise cell named after it), then the guided notebook's
+    answer cells as they are (the solution's filled in, the release's not)."""
+    import nbformat
+    cells = [nbformat.v4.new_markdown_cell("Release check: the notebook route"), *module_cells(module_source)]
+    guided = nbformat.read(guided_notebook, as_version=4)
+    cells += [cell for cell in guided.cells if cell.cell_type == "code" and "nbgrader" in cell.metadata]
+    return nbformat.writes(nbformat.v4.new_notebook(cells=cells))
+
+
+def module_cells(module_source: str) -> list:
+    """A module's top-level statements as notebook code cells (its docstring left out), each function in an
+    nbgrader exercise cell named after it; a module that does not parse is one cell."""
+    import ast
+
+    import nbformat
+    try:
+        tree = ast.parse(module_source)
+    except SyntaxError:
+        return [nbformat.v4.new_code_cell(module_source)]
+    cells = []
+    lines = module_source.split("\n")
+    body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    starts = [node.lineno - len(getattr(node, "decorator_list", []) or []) for node in body] + [len(lines) + 1]
+    for node, start, following in zip(body, starts, starts[1:]):
+        cell = nbformat.v4.new_code_cell("\n".join(lines[start - 1:following - 1]).rstrip("\n"))
+        if isinstance(node, ast.FunctionDef):
+            cell.metadata["nbgrader"] = {"grade": False, "grade_id": node.name, "locked": False, "schema_version": 3,
+                                         "solution": True}
+        cells.append(cell)
+    return cells
 
 
 def release(*, version: str | None = None, check: bool = True, settings: Settings | None = None) -> Path:

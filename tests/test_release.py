@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder.rubric import load_rubric
+
 from autograder import assignment as assignments
 from autograder import release
 from autograder.pins import check_pins
@@ -111,4 +113,8 @@ def test_solution_passes_and_stubs_fail_every_public_test(version, tmp_path):
 @pytest.mark.slow
 def test_release_check_grades_the_solution_full_and_the_stubs_zero(version, settings):
     """What `python -m autograder release` verifies before publishing, through the real sandbox."""
-    assert release.verify(version.release_dir, version, settings=settings) == {"solution": 100.0, "stub": 0.0}
+    # ...as a module, and handed in as a notebook (the route the manifest's accepts offers): the solution with
+    # its answer cells earns full marks, answers included (2 points each on top of 100), the stubs 0
+    answers = sum(item.points for item in load_rubric(version).items if item.function in load_rubric(version).answers)
+    assert release.verify(version.release_dir, version, settings=settings) == {
+        "solution": 100.0, "stub": 0.0, "solution_notebook": 100.0 + answers, "stub_notebook": 0.0}

@@ -199,26 +199,11 @@ def materialize(submission: TestSubmission, destination: Path, *, model: Path | 
 def as_notebook(source: str, *, title: str = "Hello world of deep learning") -> bytes:
     """``source`` (a module's text) as a notebook a Jupyter or Colab class would hand in: a Markdown title,
     then one code cell per top-level statement, each graded function in an nbgrader exercise cell named after
-    it (a module that does not parse becomes one code cell)."""
-    import ast
+    it (``release.module_cells``, what the release check hands in too)."""
     import nbformat
-    cells = [nbformat.v4.new_markdown_cell(f"# {title}")]
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        body = []
-    lines = source.split("\n")
-    starts = [node.lineno - len(getattr(node, "decorator_list", []) or []) for node in body] + [len(lines) + 1]
-    for node, start, following in zip(body, starts, starts[1:]):
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            continue  # the module docstring
-        cell = nbformat.v4.new_code_cell("\n".join(lines[start - 1:following - 1]).rstrip("\n"))
-        if isinstance(node, ast.FunctionDef):
-            cell.metadata["nbgrader"] = {"grade": False, "grade_id": node.name, "locked": False,
-                                         "schema_version": 3, "solution": True}
-        cells.append(cell)
-    if not body:
-        cells.append(nbformat.v4.new_code_cell(source))
+
+    from autograder.release import module_cells
+    cells = [nbformat.v4.new_markdown_cell(f"# {title}"), *module_cells(source)]
     return nbformat.writes(nbformat.v4.new_notebook(cells=cells)).encode()
 
 
