@@ -138,8 +138,10 @@ def test_a_worker_killed_mid_task_loses_nothing(cluster, klass, tmp_path):
     while not _grading_children():
         assert process.poll() is None and time.monotonic() < deadline, "no worker started grading"
         time.sleep(0.2)
-    time.sleep(2)  # mid-task: its sandboxes are running
-    victim, worker = _grading_children()[0]
+    time.sleep(2)  # mid-task: its sandboxes are running (a task starts Keras in its zygotes first: over 5 s)
+    children = _grading_children()
+    assert children, "the first task ended within 2 s: nothing left to kill"
+    victim, worker = children[0]
     os.kill(worker, signal.SIGKILL)
     os.kill(victim, signal.SIGKILL)
     stdout, stderr = process.communicate(timeout=1200)
