@@ -26,7 +26,6 @@ from .report import SubmissionReport
 MAX_RESULT_BYTES = 4 * 2**20
 MAX_WEIGHTS_BYTES = 512 * 2**20
 MAX_MODULE_CHARACTERS = 200_000
-SUBMISSIONS_DIR = "submissions"
 
 
 @dataclass
@@ -96,12 +95,12 @@ def _weight_arrays(folder: Path) -> list:
     return arrays
 
 
-def compare_class(out_dir: Path, reports: list[SubmissionReport], *, modules: dict[str, str],
+def compare_class(submissions_dir: Path, reports: list[SubmissionReport], *, modules: dict[str, str],
                   stubs: dict[str, str]) -> ClassSimilarity:
     """Compare the graded submissions of a class.
 
     Args:
-        out_dir: the grading output folder (staged modules are read from ``submissions/<name>/submission/``).
+        submissions_dir: the output folder's submissions (staged modules are read from ``<name>/submission/``).
         reports: the latest report of every submission.
         modules: version -> the graded module's file name.
         stubs: version -> the released stub's text (subtracted before comparing sources).
@@ -123,7 +122,7 @@ def compare_class(out_dir: Path, reports: list[SubmissionReport], *, modules: di
     sources: dict[str, str] = {}
     for report in graded:
         module = modules.get(report.version)
-        path = Path(out_dir) / SUBMISSIONS_DIR / report.name / "submission" / (module or "")
+        path = Path(submissions_dir) / report.name / "submission" / (module or "")
         if not module or not path.is_file() or path.is_symlink():
             continue
         text = path.read_bytes()[:MAX_MODULE_CHARACTERS * 4].decode("utf-8", "replace")

@@ -379,7 +379,7 @@ def write_similarity_files(out_dir: Path, reports: list[SubmissionReport]) -> di
             stubs[name] = stub.read_text(encoding="utf-8", errors="replace")
     names = {report.key: report.shown_name for report in reports}
     try:
-        result = compare_class(out_dir, reports, modules=modules, stubs=stubs)
+        result = compare_class(out_dir / SUBMISSIONS_DIR, reports, modules=modules, stubs=stubs)
         write_atomic(out_dir / "similarity.csv", similarity_csv(result, names))
         write_atomic(out_dir / "similarity.html", similarity_html(result, names, stubs))
     except (OSError, ValueError, ImportError, MemoryError) as error:

@@ -20,8 +20,8 @@ def _report(key, **fields):
     return SubmissionReport(name=key, total=50, max_total=100, tests=[], key=key, version="v1", **fields)
 
 
-def _write(out, key, text):
-    folder = out / "submissions" / key / "submission"
+def _write(submissions, key, text):
+    folder = submissions / key / "submission"
     folder.mkdir(parents=True)
     (folder / V1.module).write_text(text)
 

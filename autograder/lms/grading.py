@@ -11,7 +11,6 @@ so exports need nothing but the gradebook, the roster and the configuration.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -181,6 +180,3 @@ def _feedback_text(report, override) -> str:
         text += f"\nYour TA set the grade to {override['score']:g}: {override['comment']}"
     return text
 
-
-def write_metadata(path: Path, metadata: dict) -> None:
-    path.write_text(json.dumps(metadata, indent=1, ensure_ascii=False))
