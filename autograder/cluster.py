@@ -24,7 +24,7 @@ environment, bubblewrap and the versions' datasets (the ``*_DATA_DIR`` variables
 from __future__ import annotations
 
 import dataclasses
-import io
+import itertools
 import json
 import math
 import os
@@ -37,14 +37,15 @@ import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
-from .grade import (SUBMISSIONS_DIR, GradeOutcome, GraderError, OutputFolderLock, RunContext, Timing, _already_graded,
-                    _not_graded, expected_submissions, prepare_version, write_class_files)
+from .grade import (GradeOutcome, GraderError, OutputFolderLock, RunContext, Timing, _already_graded, _not_graded,
+                    open_class, write_class_files)
 from .gradebook import Gradebook, default_url
 from .report import SubmissionReport, results_json, write_atomic, write_submission_files
 from .settings import Settings
-from .submissions import discover, peek_version, stage
+from .submissions import stage
 
-TASKS_PER_WORKER = 2  # a class is cut into about this many tasks per worker: some balance, few start-ups
+TASKS_PER_WORKER = 2  # tasks in flight per worker: one grading while the next one's files travel
+MAX_CHUNK = 25        # submissions per task at most: bounds what a task carries (each task starts its sandboxes)
 
 
 def grade_on_cluster(submissions: list[Path], *, out_dir: Path, settings: Settings, address: str,
@@ -61,17 +62,8 @@ def grade_on_cluster(submissions: list[Path], *, out_dir: Path, settings: Settin
         from distributed import Client, as_completed
     except ImportError:
         raise GraderError("--cluster needs Dask's distributed package: pip install 'dask[distributed]'.") from None
-    expected = expected_submissions(requested=version)
-    found = discover(submissions, module_names=expected.module_names, lms=lms)
-    needed = sorted({peek_version(submission, expected) for submission in found} or {expected.default})
-    versions = {name: prepare_version(name) for name in needed}
+    expected, found, versions, private = open_class(submissions, out_dir=out_dir, version=version, lms=lms)
     out_dir = Path(out_dir)
-    private = out_dir / ".grader"
-    try:
-        (out_dir / SUBMISSIONS_DIR).mkdir(parents=True, exist_ok=True)
-        private.mkdir(exist_ok=True)
-    except OSError as error:
-        raise GraderError(f"Cannot write to {out_dir}: {error.strerror}.") from None
     try:
         client = Client(address, timeout="20s")
     except (OSError, TimeoutError) as error:
@@ -98,6 +90,8 @@ def grade_on_cluster(submissions: list[Path], *, out_dir: Path, settings: Settin
 def _grade_all(found, context: RunContext, client, as_completed, *, workers: int, progress: bool) -> list[GradeOutcome]:
     outcomes: dict[str, GradeOutcome] = {}
     staged_by_key, shipped = {}, {}
+    spool = context.private / "cluster"  # each submission's zip waits here, not in memory, until its task goes
+    spool.mkdir(exist_ok=True)
     for submission in found:
         directory = context.directory(submission)
         staged = stage(submission, directory / "submission", expected=context.expected)
@@ -107,26 +101,38 @@ def _grade_all(found, context: RunContext, client, as_completed, *, workers: int
             outcomes[submission.key] = _already_graded(submission, context, recorded, Timing())
             continue
         write_atomic(directory / "intake.json", json.dumps(staged.intake(), indent=1, ensure_ascii=False))
+        zipped = spool / f"{submission.folder}.zip"
+        _write_zip(staged, zipped)
         shipped.setdefault(staged.version, []).append({"folder": submission.folder, "key": submission.key,
-                                                       "zip": _as_zip(staged)})
+                                                       "zip": zipped})
         staged.handed_in = None
         staged_by_key[submission.key] = (submission, staged)
     chunks = []
     for version_name, items in sorted(shipped.items()):
-        size = max(1, math.ceil(len(items) / (workers * TASKS_PER_WORKER)))
+        size = max(1, min(MAX_CHUNK, math.ceil(len(items) / (workers * TASKS_PER_WORKER))))
         chunks += [(version_name, items[start:start + size]) for start in range(0, len(items), size)]
     values = {field.name: getattr(context.settings, field.name) for field in dataclasses.fields(context.settings)}
     futures = {}
-    with warnings.catch_warnings():
-        # The files travel inside the task, not scattered to one worker beforehand: scattered data dies with
-        # its worker, and the task that needs it is then cancelled instead of run again elsewhere. Dask warns
-        # about large tasks; a few megabytes per submission is what grading them costs anyway.
-        warnings.filterwarnings("ignore", message="Large object of size")
-        for version_name, items in chunks:
-            futures[client.submit(grade_chunk, [dict(item) for item in items], version_name, values, pure=False)] = items
+
+    def submit(version_name, items):
+        with warnings.catch_warnings():
+            # The files travel inside the task, not scattered to one worker beforehand: scattered data dies with
+            # its worker, and the task that needs it is then cancelled instead of run again elsewhere. Dask warns
+            # about large tasks; a few megabytes per submission is what grading them costs anyway.
+            warnings.filterwarnings("ignore", message="Large object of size")
+            payload = [{"folder": item["folder"], "zip": item["zip"].read_bytes()} for item in items]
+            future = client.submit(grade_chunk, payload, version_name, values, pure=False)
+        futures[future] = items
+        return future
+
+    pending = iter(chunks)  # at most TASKS_PER_WORKER tasks per worker in flight: memory stays bounded
+    running = as_completed([submit(*chunk) for chunk in itertools.islice(pending, workers * TASKS_PER_WORKER)])
     done = 0
-    for future in as_completed(futures):
-        items = futures[future]
+    for future in running:
+        following = next(pending, None)
+        if following is not None:
+            running.add(submit(*following))
+        items = futures.pop(future)
         try:
             returned = {entry["folder"]: entry for entry in future.result()}
         except Exception as error:  # the task failed (not a lost worker: Dask reruns those): not graded
@@ -136,6 +142,7 @@ def _grade_all(found, context: RunContext, client, as_completed, *, workers: int
             submission, staged = staged_by_key[item["key"]]
             entry = returned.get(item["folder"]) or {"failure": "the worker returned no result for it"}
             outcomes[submission.key] = _record(submission, staged, entry, context)
+            item["zip"].unlink(missing_ok=True)
             done += 1
             if progress:
                 print(f"[{done}/{len(staged_by_key)}] {submission.display_name}: "
@@ -143,11 +150,10 @@ def _grade_all(found, context: RunContext, client, as_completed, *, workers: int
     return [outcomes[submission.key] for submission in found]
 
 
-def _as_zip(staged) -> bytes:
+def _write_zip(staged, path: Path) -> None:
     """What the worker stages again, as one zip: the module or notebook as handed in and the staged model (an
     empty submission is a zip with a note only, so the worker finds no module and no model, as here)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         if staged.handed_in is not None:
             archive.writestr(Path(staged.handed_in[0]).name, staged.handed_in[1])
         model = staged.directory / staged.model
@@ -155,7 +161,6 @@ def _as_zip(staged) -> bytes:
             archive.write(model, staged.model)
         if not archive.namelist():
             archive.writestr("nothing-gradable-was-handed-in.txt", "")
-    return buffer.getvalue()
 
 
 def _shown(outcome: GradeOutcome) -> str:

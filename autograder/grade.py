@@ -253,16 +253,33 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
         except isolation.IsolationUnavailable as error:
             raise GraderError(f"{error}\n(For development only, --unsafe-no-sandbox runs student code without "
                               "isolation.)") from None
+    expected, found, versions, private = open_class(submissions, out_dir=out_dir, version=version, lms=lms,
+                                                    rubric_path=rubric_path, reference_path=reference_path)
+    from .pins import version_warnings
+    for run in versions.values():  # thresholds come from the reference's libraries: say when these differ
+        for line in version_warnings(run.assignment):
+            print(line, file=sys.stderr)
+    out_dir = Path(out_dir)
+    with OutputFolderLock(private, command):
+        return _grade_locked(found, out_dir=out_dir, private=private, settings=settings, gradebook_url=gradebook_url,
+                             regrade=regrade, progress=progress, versions=versions, expected=expected,
+                             command=command)
+
+
+def open_class(submissions: list[Path], *, out_dir: Path, version: str | None, lms: str,
+               rubric_path: Path | None = None, reference_path: Path | None = None):
+    """What a run needs before its lock (shared by ``grade()`` and ``cluster.grade_on_cluster``): the versions
+    expected, the submissions found, each needed version prepared, and the output folder's private folder.
+
+    Raises:
+        GraderError, SubmissionPathError: as ``grade()``.
+    """
     expected = expected_submissions(requested=version)
     found = discover(submissions, module_names=expected.module_names, lms=lms)
     needed = sorted({peek_version(submission, expected) for submission in found} or {expected.default})
     versions = {name: prepare_version(name, rubric_path=rubric_path if name == version or len(needed) == 1 else None,
                                       reference_path=reference_path if name == version or len(needed) == 1 else None)
                 for name in needed}
-    from .pins import version_warnings
-    for run in versions.values():  # thresholds come from the reference's libraries: say when these differ
-        for line in version_warnings(run.assignment):
-            print(line, file=sys.stderr)
     out_dir = Path(out_dir)
     private = out_dir / ".grader"
     try:
@@ -271,10 +288,7 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
         os.chmod(private, 0o711)  # sandboxes (other uids) must reach inputs/<version>/public, nothing else
     except OSError as error:
         raise GraderError(f"Cannot write to {out_dir}: {error.strerror}.") from None
-    with OutputFolderLock(private, command):
-        return _grade_locked(found, out_dir=out_dir, private=private, settings=settings, gradebook_url=gradebook_url,
-                             regrade=regrade, progress=progress, versions=versions, expected=expected,
-                             command=command)
+    return expected, found, versions, private
 
 
 def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, progress, versions, expected,

@@ -16,8 +16,7 @@ import pytest
 
 import factory
 from conftest import grade_paths
-from test_notebook_intake import FUNCTIONS, HEADER, answer_cells, code_cell, solution_notebook_cells, strip_metadata, \
-    to_bytes
+from test_notebook_intake import code_cell, solution_notebook_cells, strip_metadata, to_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -27,17 +26,12 @@ STUB_TEXT = next(iter(factory.release_module(factory.V1).values()))
 
 
 def stub_notebook_cells() -> list:
-    """The released stub's functions in exercise cells: what a student starts from in the notebook route."""
-    import ast
-    lines = STUB_TEXT.split("\n")
-    body = [n for n in ast.parse(STUB_TEXT).body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
-    starts = [n.lineno for n in body] + [len(lines) + 1]
-    cells = [nbformat.v4.new_markdown_cell("*Generated (hello_mnist v1)*")]
-    for node, start, following in zip(body, starts, starts[1:]):
-        text = "\n".join(lines[start - 1:following - 1]).rstrip("\n")
-        cells.append(code_cell(text, grade_id=node.name if isinstance(node, ast.FunctionDef) else None))
-    released = nbformat.read(factory.V1.release_dir / factory.V1.notebook, as_version=4)  # its answer cells unfilled
-    return cells + [cell for cell in released.cells if "nbgrader" in cell.metadata]
+    """The released stub's functions in exercise cells (``release.module_cells``, as the release check builds
+    them), then the released notebook's answer cells, unfilled: what a student starts from in the notebook route."""
+    from autograder.release import module_cells
+    released = nbformat.read(factory.V1.release_dir / factory.V1.notebook, as_version=4)
+    return [nbformat.v4.new_markdown_cell("*Generated (hello_mnist v1)*"), *module_cells(STUB_TEXT),
+            *[cell for cell in released.cells if "nbgrader" in cell.metadata]]
 
 
 def submission(root, name, cells, *, model=True, notebook_name="hello_mnist.ipynb", extra=None):

@@ -24,11 +24,18 @@ FORMATS = {"canvas": ("canvas-gradebook", "canvas-gradebook.csv"),
 FEEDBACK = {"canvas": "canvas-feedback", "moodle": "moodle-feedback.zip", "gradescope": "feedback"}
 
 
-def rows_of(book, out_dir: Path | None, *, roster_path: Path | None = None, late: LateSettings | None = None) -> Rows:
-    """The export rows of ``book``'s latest grades, joined to the roster at ``roster_path`` if given."""
+def latest_reports(book) -> tuple[list[dict], dict]:
+    """The gradebook's latest rows and their reports (each parsed once)."""
     from ..gradebook import report_of
     latest = book.latest()
-    reports = {row["key"]: report_of(row) for row in latest}
+    return latest, {row["key"]: report_of(row) for row in latest}
+
+
+def rows_of(book, out_dir: Path | None, *, roster_path: Path | None = None, late: LateSettings | None = None,
+            latest: tuple[list[dict], dict] | None = None) -> Rows:
+    """The export rows of ``book``'s latest grades (``latest_reports``, read here unless given), joined to the
+    roster at ``roster_path`` if given."""
+    latest, reports = latest or latest_reports(book)
     roster = read_roster(Path(roster_path)) if roster_path is not None else None
     return grade_rows(latest, reports, out_dir=Path(out_dir) if out_dir else Path("."), roster=roster, late=late,
                       overrides=book.overrides())
@@ -79,11 +86,14 @@ def export(args, book) -> Iterator[str]:
     if args.csv is None and out_dir is None:
         raise ValueError("Give --out (the exports go to <out>/exports/) or --csv FILE.")
     target = Path(args.csv) if args.csv else out_dir / "exports" / file_name
-    late = late_settings(args, _manifest_of(book))
-    rows = rows_of(book, out_dir, roster_path=args.roster, late=late)
+    latest = latest_reports(book)
+    reports = latest[1].values()
+    late = late_settings(args, _manifest_of(reports))
+    rows = rows_of(book, out_dir, roster_path=args.roster, late=late, latest=latest)
     options = {}
     if args.format == "canvas":
-        options = {"assignment_name": args.assignment_name or _title_of(book) or "Assignment",
+        title = next((report.title for report in reports if report.title), None)
+        options = {"assignment_name": args.assignment_name or title or "Assignment",
                    "assignment_id": args.assignment_id}
     elif args.format == "moodle":
         options = {"modified_at": datetime.now(timezone.utc)}
@@ -111,19 +121,14 @@ def export(args, book) -> Iterator[str]:
         yield from (f"note: {note}" for note in rows.notes)
 
 
-def _manifest_of(book) -> dict | None:
-    """The manifest of the version the gradebook's latest grades were made against (the newest one if mixed)."""
+def _manifest_of(reports) -> dict | None:
+    """The manifest of the version the latest grades were made against (the newest one if mixed)."""
     from .. import assignment as assignments
-    from ..gradebook import report_of
-    versions = sorted({report_of(row).version for row in book.latest()} - {""})
+    used = {report.version for report in reports}
+    versions = [name for name in assignments.versions() if name in used]  # oldest first: v2 before v10
     if not versions:
         return None
     try:
         return assignments.load(versions[-1]).manifest
     except assignments.AssignmentError:
         return None
-
-
-def _title_of(book) -> str | None:
-    from ..gradebook import report_of
-    return next((report_of(row).title for row in book.latest() if report_of(row).title), None)

@@ -15,6 +15,7 @@ Layout (each folder's name says what it is):
     kind = "folder"              # or "zip" / "file": how the submission is handed in
     source = true                # write hello_mnist.py (false: only the folder's own files)
     stub = false                 # hand in the released stub instead of the solution
+    mutation_of = "forge_records"  # use that case's mutation.py (same category) instead of one of its own
     encoding = "utf-8"           # how hello_mnist.py is saved
     rename = "hello_mnist.py"    # the module's file name
     build = "zip_bomb"           # a builder below makes the rest (archives, model files)
@@ -144,15 +145,20 @@ def catalogue(*categories: str) -> list[TestSubmission]:
     return found
 
 
+def mutation_path(submission: TestSubmission) -> Path:
+    """The case's mutation.py, or (``mutation_of``) the one of the case it shares its code with."""
+    shared = submission.spec.get("mutation_of")
+    return (submission.folder.parent / shared if shared else submission.folder) / "mutation.py"
+
+
 def module_source(submission: TestSubmission) -> str:
     """The module text of a test submission (solution, stub, mutation and edits applied)."""
     assignment = submission.assignment
+    mutation = mutation_path(submission)
     if submission.spec.get("stub"):  # the released stub, as a student downloads it; a mutation adds to it
         stub = next(iter(release_module(assignment).values()))
-        mutation = submission.folder / "mutation.py"
         return apply_mutation(stub, mutation.read_text()) if mutation.exists() else stub
     text = student_source(submission.version)
-    mutation = submission.folder / "mutation.py"
     if mutation.exists():
         text = apply_mutation(text, mutation.read_text())
     for edit in submission.spec.get("edit", []):
