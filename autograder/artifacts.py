@@ -188,6 +188,11 @@ def explain_incomplete(status: dict, progress: str) -> tuple[str, str | None]:
     if status.get("protocol_violation"):
         return (f"Your code wrote to the grader's channel{during} (something that is not a function's answer), so "
                 "this check was stopped. Graded functions must only return their results.", "protocol_violation")
+    if status.get("memory_limit"):
+        return (f"Your code was stopped{during} for using more memory than allowed.", "limit_hit")
+    if status.get("scratch_full"):
+        return (f"Your code wrote more files than its scratch space holds{during}, so it was stopped. Graded "
+                "functions need no files of their own but save_model's.", "limit_hit")
     if status.get("timed_out"):
         seconds = status.get("timeout_s")
         return (f"Your code did not finish within {seconds:.0f} s{during}. Look for an infinite loop, a sleep, "

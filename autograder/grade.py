@@ -57,7 +57,7 @@ from .reference_scores import ReferenceScoresError, Thresholds, load_reference, 
 from .report import (SubmissionReport, build_report, class_table, not_graded_report, pass_rates_csv, results_json,
                      summary_csv, write_atomic, write_submission_files)
 from .rubric import Rubric, RubricError, load_rubric
-from .sandbox import isolation
+from .sandbox import isolation, tiers
 from .sandbox.pool import WarmPool, WorkerUnavailable
 from .sandbox.runner import SandboxError, run_probes
 from .scoring import SCORING_TIMEOUT_S, score_in_child
@@ -247,14 +247,11 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
             the output folder held by another run, unwritable or full output disk.
         SubmissionPathError: a path that is not a submission or a folder of them.
     """
-    if not settings.unsafe_no_sandbox:
-        try:
-            isolation.check_available()
-        except isolation.IsolationUnavailable as error:
-            raise GraderError(f"{error}\n(For development only, --unsafe-no-sandbox runs student code without "
-                              "isolation.)") from None
+    tier = isolation_tier(settings)
     expected, found, versions, private = open_class(submissions, out_dir=out_dir, version=version, lms=lms,
                                                     rubric_path=rubric_path, reference_path=reference_path)
+    if tier.container:
+        lock_down_for_container(settings, out_dir=Path(out_dir), private=private, submissions=submissions)
     from .pins import version_warnings
     for run in versions.values():  # thresholds come from the reference's libraries: say when these differ
         for line in version_warnings(run.assignment):
@@ -263,7 +260,28 @@ def grade(submissions: list[Path], *, out_dir: Path, settings: Settings, gradebo
     with OutputFolderLock(private, command):
         return _grade_locked(found, out_dir=out_dir, private=private, settings=settings, gradebook_url=gradebook_url,
                              regrade=regrade, progress=progress, versions=versions, expected=expected,
-                             command=command)
+                             command=command, tier=tier)
+
+
+def isolation_tier(settings: Settings) -> tiers.Tier:
+    """The sandbox tier of this run (sandbox/tiers.py); raises GraderError when it is below the minimum."""
+    try:
+        return tiers.select(settings)
+    except tiers.IsolationRefused as error:
+        raise GraderError(str(error)) from None
+
+
+def lock_down_for_container(settings: Settings, *, out_dir: Path, private: Path, submissions: list[Path]) -> None:
+    """The container tier has no mount namespace to hide the grader's files in: make them, the inputs, the
+    submissions and the results unreadable to the sandbox uids (checked as one of them), and say so."""
+    os.chmod(private, 0o700)  # no sandbox uid needs to reach the inputs here: the supervisor stays root
+    try:
+        changed = tiers.lock_down(tiers.secret_paths([out_dir, *submissions]), settings.first_uid)
+    except tiers.IsolationRefused as error:
+        raise GraderError(str(error)) from None
+    if changed:
+        print(f"note: container tier: made {len(changed)} paths unreadable to other users (chmod o-rwx): "
+              + ", ".join(str(p) for p in changed[:6]) + (" ..." if len(changed) > 6 else ""), file=sys.stderr)
 
 
 def open_class(submissions: list[Path], *, out_dir: Path, version: str | None, lms: str,
@@ -292,7 +310,7 @@ def open_class(submissions: list[Path], *, out_dir: Path, version: str | None, l
 
 
 def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, progress, versions, expected,
-                  command) -> list[GradeOutcome]:
+                  command, tier: tiers.Tier) -> list[GradeOutcome]:
     settings, uid_lock = claim_uid_range(settings)  # held until this process ends
     if not settings.unsafe_no_sandbox:  # before any thread: the cgroup tree may have to move this process
         groups = isolation.submission_groups(settings)
@@ -325,7 +343,7 @@ def _grade_locked(found, *, out_dir, private, settings, gradebook_url, regrade, 
             run.thresholds_path = private / f"thresholds-{name}.json"
             write_atomic(run.thresholds_path, json.dumps(run.threshold_values.as_dict()))
         context = RunContext(out_dir=out_dir, private=private, versions=versions, expected=expected,
-                             settings=settings, book=book, run_id=run_id, regrade=regrade)
+                             settings=settings, book=book, run_id=run_id, regrade=regrade, tier=tier)
         outcomes = _grade_all(found, context, progress=progress, pool=pool, helpers=helpers)
         write_class_files(out_dir, book)
         write_atomic(out_dir / "timings.json", json.dumps(
@@ -358,6 +376,7 @@ class RunContext:
     book: Gradebook
     run_id: int
     regrade: bool
+    tier: tiers.Tier | None = None  # the sandbox tier of this process's sandboxes (None: a cluster's client)
 
     def directory(self, submission: Submission) -> Path:
         return self.out_dir / SUBMISSIONS_DIR / submission.folder
@@ -609,7 +628,7 @@ def grade_one(submission: Submission, context: RunContext, *, slot: int, workers
                           display_name=submission.display_name, source=str(submission.source),
                           functions=assignment.graded_functions(notebook=bool(staged.notebook)),
                           version=assignment.version, title=assignment.name, manifest_hash=assignment.manifest_hash(),
-                          lms=submission.lms, **identity)
+                          lms=submission.lms, isolation=context.tier.name if context.tier else "", **identity)
     write_submission_files(directory, report)
     context.book.record(context.run_id, report, fingerprint=run.stamp, results=results_json(report))
     return GradeOutcome(report, timing)
@@ -740,6 +759,11 @@ def closing_lines(outcomes: list[GradeOutcome], out_dir: Path) -> list[str]:
         lines.append(f"NOT GRADED ({len(failed)}): the grader failed twice on these, so no grade was recorded; the "
                      "details are in the files named in the table. Run the same command again to grade them "
                      f"(exit code {EXIT_NOT_GRADED}).")
+    graded_in = sorted({o.report.isolation for o in outcomes if o.graded and not o.skipped and o.report.isolation},
+                       key=lambda name: -tiers.RANK.get(name, 0))
+    for name in graded_in:
+        count = sum(1 for o in outcomes if o.graded and not o.skipped and o.report.isolation == name)
+        lines.append(f"Isolation of the {count} graded now: {tiers.DESCRIPTIONS.get(name, name)}.")
     flagged = _flagged_pairs(out_dir)
     if flagged:
         lines.append(f"{flagged} pairs of submissions share code beyond the stub or the same trained model (summary.csv "

@@ -128,11 +128,19 @@ def _add_text(bundle: zipfile.ZipFile, name: str, text: str, *, executable: bool
     bundle.writestr(info, text)
 
 
+GRADER_FAILED_EXIT = 1  # run_autograder's status when no grade was computed: Gradescope marks the run as failed
+NOT_GRADED_MESSAGE = ("No grade was computed for this submission: the autograder could not run here ({reason}). "
+                      "This is not a judgement of your work, and the points shown, if any, are not a grade. Tell your "
+                      "course staff; once they fix the autograder they can regrade every submission at once.")
+
+
 def run(root: Path, version: str) -> int:
     """Grade ``root/submission`` and write ``root/results/results.json`` (Gradescope's contract).
 
-    Never exits non-zero for a submission's fault; when the grader itself cannot run (no namespaces in
-    this container, say), the results say so to the instructor instead of a silent zero.
+    When the grader cannot grade (no isolation tier at least as strong as the configured minimum, a grader
+    failure twice over), no score is written: the results carry the reason in the visible ``output`` and
+    ``extra_data.not_graded`` / ``extra_data.grader_error`` for the staff, and the exit code is 1, so Gradescope
+    shows the run as failed rather than as a grade. A submission's own faults never do this.
     """
     from .grade import SUBMISSIONS_DIR, GraderError, grade
     from .settings import load_settings
@@ -142,27 +150,37 @@ def run(root: Path, version: str) -> int:
     assignment = assignments.load(version)
     # The bundle carries the dataset (data/<version>/<name>/): point the loader at it.
     os.environ.setdefault(assignment.dataset.env, str(root / "source" / "data" / version / assignment.dataset.name))
+    from .pins import version_warnings
+    warnings = version_warnings(assignment)
     with tempfile.TemporaryDirectory(prefix="gradescope-") as temporary:
         out = Path(temporary) / "out"
         try:
             outcome = grade([root / "submission"], out_dir=out, settings=settings, progress=False, version=version,
                             command="gradescope run_autograder")[0]
         except (GraderError, OSError) as error:
-            failure = {"score": 0, "output": f"The autograder could not run (this is not your fault; your instructor "
-                                             f"has been told): {error}", "visibility": "visible",
-                       "extra_data": {"grader_error": str(error)}, "tests": []}
-            (results_dir / "results.json").write_text(json.dumps(failure, indent=1))
-            print(f"error: {error}", file=sys.stderr)
-            return 0
+            return _not_graded(results_dir, str(error), warnings)
+        if not outcome.graded:
+            return _not_graded(results_dir, outcome.report.failure or "the grader failed twice", warnings)
         folder = out / SUBMISSIONS_DIR / outcome.report.name
         results = json.loads((folder / "results.json").read_text())
-        from .pins import version_warnings
-        warnings = version_warnings(assignment)
         if warnings:  # for the instructor (Gradescope shows extra_data to staff only), not the student
             results.setdefault("extra_data", {})["version_warnings"] = warnings
         (results_dir / "results.json").write_text(json.dumps(results, indent=1))
         shutil.copy(folder / "feedback.html", results_dir / "feedback.html")
     return 0
+
+
+def _not_graded(results_dir: Path, reason: str, warnings: list[str]) -> int:
+    """results.json without a score: the reason, visibly, and the markers the staff can search the results for."""
+    from .text import plain
+    short = plain(reason.strip().splitlines()[0] if reason.strip() else "unknown error", limit=300)
+    failure = {"output": NOT_GRADED_MESSAGE.format(reason=short), "output_format": "text", "visibility": "visible",
+               "stdout_visibility": "visible", "tests": [],
+               "extra_data": {"not_graded": True, "grader_error": plain(reason, limit=4000),
+                              "version_warnings": warnings}}
+    (results_dir / "results.json").write_text(json.dumps(failure, indent=1))
+    print(f"error: not graded: {reason}", file=sys.stderr)
+    return GRADER_FAILED_EXIT
 
 
 if __name__ == "__main__":

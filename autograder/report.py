@@ -90,6 +90,7 @@ class SubmissionReport:
     lms: dict = field(default_factory=dict)  # the student as the LMS download gave them (lms/grading.py)
     model_fingerprint: str = ""  # of the submitted model's weights (class_similarity.py), for copy flags
     model_sha256: str = ""       # of the submitted model file's bytes
+    isolation: str = ""          # the sandbox tier it was graded in (sandbox/tiers.py): namespaces | container | none
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -122,14 +123,15 @@ class SubmissionReport:
 def build_report(name: str, tests: list[dict], *, flags, problems, execution_time, digest, key: str = "",
                  display_name: str = "", source: str = "", functions: tuple[str, ...] = (), version: str = "",
                  title: str = "", manifest_hash: str = "", lms: dict | None = None,
-                 model_fingerprint: str = "", model_sha256: str = "") -> SubmissionReport:
+                 model_fingerprint: str = "", model_sha256: str = "", isolation: str = "") -> SubmissionReport:
     total = round(sum(t["score"] for t in tests), 2)
     max_total = round(sum(t["max_score"] for t in tests), 2)
     all_flags = sorted(set(flags) | {flag for t in tests for flag in t.get("flags", [])})
     return SubmissionReport(name, total, max_total, tests, all_flags, list(problems), round(execution_time, 1), digest,
                             key=key or name, display_name=display_name or name, source=source,
                             functions=tuple(functions), version=version, title=title, manifest_hash=manifest_hash,
-                            lms=dict(lms or {}), model_fingerprint=model_fingerprint, model_sha256=model_sha256)
+                            lms=dict(lms or {}), model_fingerprint=model_fingerprint, model_sha256=model_sha256,
+                            isolation=isolation)
 
 
 def not_graded_report(name: str, *, max_total: float, failure: str, details: str, digest: str, key: str,
@@ -174,7 +176,8 @@ def results_json(report: SubmissionReport) -> dict:
             "visibility": "visible",
         } for test in report.tests],
         "extra_data": {"flags": report.flags, "digest": report.digest, "max_score": report.max_total,
-                       "key": plain(report.key), "version": report.version, "manifest_hash": report.manifest_hash},
+                       "key": plain(report.key), "version": report.version, "manifest_hash": report.manifest_hash,
+                       "isolation": report.isolation},
     }
 
 

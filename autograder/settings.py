@@ -40,6 +40,13 @@ class Settings:
         "help": "run every graded function in a process of its own (by default all but load_model share one, "
                 "cleaned between them; about 1.2 CPU-seconds more per submission)"})
     backend: str = field(default="tensorflow", metadata={"help": "Keras backend inside the sandbox"})
+    isolation: str = field(default="auto", metadata={
+        "help": "how student code is isolated: auto (the strongest tier this machine allows), namespaces "
+                "(bubblewrap) or container (a separate uid, for Docker-like hosts that refuse namespaces); "
+                "SECURITY.md says what each guarantees"})
+    minimum_isolation: str = field(default="container", metadata={
+        "help": "the weakest tier grading may use (namespaces, container, none); a machine that offers less "
+                "refuses to grade instead of posting grades"})
     unsafe_no_sandbox: bool = field(default=False, metadata={
         "help": "DEVELOPMENT ONLY: run student code without bwrap when isolation is unavailable"})
 
@@ -95,4 +102,10 @@ def _convert(fields, name, value, source):
         raise SettingsError(f"Setting {name} from {source} must be a {kind.__name__}; got {value!r}.") from None
     if kind in (int, float) and converted < 0:
         raise SettingsError(f"Setting {name} from {source} must not be negative; got {value!r}.")
+    if name in CHOICES and converted not in CHOICES[name]:
+        raise SettingsError(f"Setting {name} from {source} must be one of {', '.join(CHOICES[name])}; got {value!r}.")
     return converted
+
+
+# Settings that take one of a few words (the isolation tiers: sandbox/tiers.py).
+CHOICES = {"isolation": ("auto", "namespaces", "container"), "minimum_isolation": ("namespaces", "container", "none")}

@@ -199,3 +199,188 @@ def enter_executor_namespaces(*, scratch: str, scratch_bytes: int, hide: list[st
     _write("/proc/sys/user/max_user_namespaces", "0")  # no nested user namespace to regain capabilities
     drop_capabilities()
     return path
+
+
+# -- the container tier (sandbox/tiers.py): no namespaces, a separate uid ------------------------------
+
+def enter_student_uid(*, uid: int, root: str, module_name: str, module_source: bytes | None, report_pid,
+                      max_processes: int) -> tuple[str | None, str]:
+    """The container tier's ``enter_executor_namespaces``: the student's process as uid ``uid``.
+
+    Must be called right after fork, as root, single-threaded. Makes a scratch folder of its own (mode 0700,
+    owned by ``uid``, under ``root``, which ``uid`` can traverse but not list) with a copy of the module, forks
+    the executor and reports its pid like the namespace version; the executor then drops the capability
+    bounding set, becomes ``uid`` (no groups), sets RLIMIT_NPROC for that uid, clears every capability and
+    sets ``no_new_privs``. The grader's files, inputs and results are unreadable to ``uid`` (tiers.lock_down).
+
+    Returns:
+        (the path of the student's module or None, the executor's scratch folder).
+    """
+    import resource
+    import secrets
+    scratch = os.path.join(root, secrets.token_hex(12))
+    os.mkdir(scratch, 0o700)
+    for name in ("student", "home", "work"):
+        os.mkdir(os.path.join(scratch, name), 0o700)
+    path = os.path.join(scratch, "student", module_name) if module_source is not None else None
+    if path is not None:
+        with open(path, "wb") as handle:
+            handle.write(module_source)
+    for folder, _, names in os.walk(scratch):
+        for name in [None, *names]:
+            os.lchown(folder if name is None else os.path.join(folder, name), uid, uid)
+    pid = os.fork()
+    if pid:  # the intermediate process (root): report the executor, wait for it, pass its status on
+        _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+        report_pid(pid)
+        _pass_on(os.waitpid(pid, 0)[1])
+    os.setsid()
+    for capability in range(LAST_CAPABILITY + 1):  # while CAP_SETPCAP is still held
+        _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # clears the permitted and effective capabilities
+    if os.getuid() != uid or os.geteuid() != uid or os.getgid() != uid:
+        raise IsolationError(1, "could not become the student's uid")
+    resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))  # counted per uid: this slot's
+    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # a change of uid clears it: set it again
+    os.umask(0o077)
+    drop_capabilities()
+    return path, scratch
+
+
+def processes_of(uid: int, *, skip=()) -> list[int]:
+    """The live (not zombie) processes whose real uid is ``uid``, but ``skip``."""
+    return [pid for pid, _ in _live_processes(uid, skip=skip)]
+
+
+def anonymous_memory_of(uid: int) -> int:
+    """Bytes of private memory (RssAnon: heap, stacks, anonymous maps) of every live process of ``uid``; pages a
+    fork still shares with its parent count once per process, so this errs on the high side."""
+    return sum(rss for _, rss in _live_processes(uid))
+
+
+def _live_processes(uid: int, *, skip=()) -> list[tuple[int, int]]:
+    """(pid, RssAnon bytes) of the live processes whose real uid is ``uid``, but ``skip``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in skip:
+            continue
+        try:
+            with open(f"/proc/{entry}/status", "rb") as handle:
+                status = handle.read()
+        except OSError:
+            continue
+        fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
+        try:
+            if int(fields[b"Uid"].split()[0]) == uid and not fields[b"State"].strip().startswith(b"Z"):
+                rss = fields.get(b"RssAnon", b"0 kB").split()[0]
+                found.append((int(entry), int(rss) * 1024))
+        except (KeyError, IndexError, ValueError):
+            continue
+    return found
+
+
+def kill_uid(uid: int, *, rounds: int = 200) -> bool:
+    """Kill every process of ``uid`` (as root): a forked child becomes ``uid`` and calls kill(-1, SIGKILL) until
+    nothing is left, which the kernel does in one pass over the process table (a fork bomb cannot outrun it).
+    Returns whether anything was found."""
+    if uid == 0:
+        raise IsolationError(1, "refusing to kill every process of root")
+    found = False
+    for _ in range(5):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.setresuid(uid, uid, uid)
+                for _ in range(rounds):
+                    try:
+                        os.kill(-1, signal.SIGKILL)
+                        code = 1
+                    except ProcessLookupError:
+                        break
+                else:
+                    code = 2
+            except BaseException:  # noqa: BLE001
+                code = 3
+            finally:
+                os._exit(code)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except ChildProcessError:
+                status = 0
+                break
+            except InterruptedError:
+                continue
+        code = os.waitstatus_to_exitcode(status)
+        found = found or code == 1
+        if code == 0:
+            return found
+        # 1: some were killed (look again); 2: still some after all rounds; 3 or a signal: the helper itself was
+        # killed (by the student's code, which may signal its own uid) or failed: try again
+    return found
+
+
+def die_with_parent() -> None:
+    """SIGKILL this process when its parent ends (the zygote, or the grader)."""
+    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+
+
+# Folders any uid may write to, where a container-tier submission could leave a note for a later one or fill the
+# disk: the supervisor counts and removes there what the student's uid owns (a world-writable folder elsewhere on
+# the machine is a documented gap of the container tier: SECURITY.md).
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock")
+
+
+def owned_entries(uid: int, folders=WORLD_WRITABLE) -> list[str]:
+    """The entries at the top of ``folders`` that ``uid`` owns."""
+    found = []
+    for folder in folders:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if os.lstat(path).st_uid == uid:
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def remove_paths(paths) -> None:
+    """Remove files and folders (never following a symlink); what cannot be removed is left."""
+    import shutil
+    for path in paths:
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def disk_usage(paths) -> int:
+    """Bytes of disk the files under ``paths`` take (st_blocks), symlinks not followed."""
+    total = 0
+    for top in paths:
+        try:
+            info = os.lstat(top)
+        except OSError:
+            continue
+        total += info.st_blocks * 512
+        if not os.path.isdir(top) or os.path.islink(top):
+            continue
+        for folder, dirs, names in os.walk(top):
+            for name in dirs + names:
+                try:
+                    total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+                except OSError:
+                    continue
+    return total

@@ -71,7 +71,8 @@ def take_stdout() -> int:
 def prepare(plan: dict) -> None:
     """Once per process that forks checks: drop to the submission's uid, become undumpable, import Keras,
     the recorder, the executor and every version's graders (so neither pays an import per submission)."""
-    isolate.uncover_proc()
+    if not _container(plan):  # the container tier has no /proc of its own to uncover, and stays root
+        isolate.uncover_proc()
     _drop_privileges(plan.get("uid"))
     set_dumpable(False)
     _warm_up(plan)
@@ -85,16 +86,27 @@ def serve(plan: dict, control: int, *, startup_seconds: float) -> int:
     for folder in ("out", "work", "home"):
         os.makedirs(os.path.join(plan["scratch"], folder), mode=0o700, exist_ok=True)
     send(control, "_startup", {"seconds": round(startup_seconds, 3), "pid": os.getpid(), "uid": os.getuid()}, [])
-    for group in probe_groups(plan["probes"], shared=os.getpid() == 1):
+    for group in probe_groups(plan["probes"], shared=os.getpid() == 1 or _container(plan)):
         pending = list(group)
         while pending:
             pending = pending[run_group(pending, plan, control):]
     return 0
 
 
+def _container(plan: dict) -> bool:
+    """Whether this sandbox is the container tier's (sandbox/tiers.py): no namespaces; this supervisor stays
+    root and the student's process runs as ``plan["student_uid"]``."""
+    return plan.get("tier") == "container"
+
+
+def _student_uid(plan: dict) -> int | None:
+    return int(plan["student_uid"]) if _container(plan) else None
+
+
 def probe_groups(probes: list[dict], *, shared: bool) -> list[list[dict]]:
     """Consecutive probes with the same ``group`` run in one pair of processes; others (and all of them when
-    the supervisor is not PID 1 of its namespace, so cannot clean up between probes) run alone."""
+    the supervisor can find nothing it must clean up between probes: not PID 1 of its namespace, not the
+    container tier's, whose student processes are those of one uid) run alone."""
     groups: list[list[dict]] = []
     for spec in probes:
         if shared and groups and spec.get("group") and groups[-1][-1].get("group") == spec["group"]:
@@ -193,6 +205,7 @@ class Pair:
         for descriptor in (self.go_read, self.done_write, requests_write, responses_read):
             os.close(descriptor)
         self.number = next(_PROCESS_NUMBERS)
+        self.student_root = plan.get("student_root", "")
 
     @property
     def keep(self) -> set[int]:
@@ -230,7 +243,7 @@ def run_group(specs: list[dict], plan: dict, control: int) -> int:
                                              "process": pair.number}, [])
         finally:
             pair.close()
-            _kill_everything_else(pair)
+            _kill_everything_else(pair, student_uid=_student_uid(plan))
         return len(specs)
     reader = _MarkerReader(pair.done_read)
     ended = None  # (exit code, signal) of the recorder once it has been reaped
@@ -246,17 +259,20 @@ def run_group(specs: list[dict], plan: dict, control: int) -> int:
                 os.write(pair.go_write, f"{index}\n".encode())
             except OSError:
                 pass  # the recorder is gone; _await_marker sees it
-            outcome, ended = _await_marker(pair, reader, index, started + timeout, out_dir)
+            watch = _ContainerWatch(plan) if _container(plan) else None
+            outcome, ended = _await_marker(pair, reader, index, started + timeout, out_dir, watch=watch)
             elapsed = time.perf_counter() - started
             status = {"seconds": round(elapsed, 3), "timed_out": outcome == "timeout", "exit_code": 0, "signal": None,
                       "left_behind": False, "timeout_s": timeout, "process": pair.number}
+            if watch is not None and watch.tripped:
+                status[watch.tripped] = True
             handled = index + 1
             executor_cpu = _cpu_seconds(pair.executor) - cpu_before if cpu_before is not None else None
             if outcome == "done":
                 cpu = reader.cpu.get(index, (None, None))
                 status.update(cpu_user_seconds=cpu[0], cpu_system_seconds=cpu[1],
                               executor_cpu_seconds=round(executor_cpu, 3) if executor_cpu is not None else None)
-                status["left_behind"], clean = _kill_all_but(pair.keep)
+                status["left_behind"], clean = _kill_all_but(pair.keep, student_uid=_student_uid(plan))
                 files, status["dropped_files"] = _collect(out_dir)
                 send(control, spec["name"], status, files)
                 if not clean or (ended is not None and index + 1 < len(specs)):
@@ -277,14 +293,14 @@ def run_group(specs: list[dict], plan: dict, control: int) -> int:
                     status["exit_code"], status["signal"] = code, number
                     status["unfinished"] = True
                     status["recorder_failed"] = True
-            status["left_behind"] = _kill_everything_else(pair)
+            status["left_behind"] = _kill_everything_else(pair, student_uid=_student_uid(plan))
             ended = ended or (None, signal.SIGKILL)
             files, status["dropped_files"] = _collect(out_dir)
             send(control, spec["name"], status, files)
             break
     finally:
         pair.close()  # its pipes, the marker pipe included
-        _kill_everything_else(pair)
+        _kill_everything_else(pair, student_uid=_student_uid(plan))
     return handled
 
 
@@ -330,10 +346,16 @@ def _executor_child(plan: dict, requests: int, responses: int, output: int, pid_
             os.write(pid_write, f"{pid}\n".encode())
             os.close(pid_write)
 
-        set_dumpable(True)  # /proc/self/uid_map of a process that changed uid is root's until it is dumpable again
-        module_path = isolate.enter_executor_namespaces(
-            scratch=plan["scratch"], scratch_bytes=int(plan.get("scratch_bytes", 512 * 2**20)),
-            hide=plan.get("hide", []), module_name=plan["module"], module_source=source, report_pid=report)
+        if _container(plan):
+            module_path, scratch = isolate.enter_student_uid(
+                uid=_student_uid(plan), root=plan["student_root"], module_name=plan["module"], module_source=source,
+                report_pid=report, max_processes=int(plan.get("max_processes", 256)))
+        else:
+            set_dumpable(True)  # /proc/self/uid_map of a process that changed uid is root's until it is dumpable again
+            scratch = plan["scratch"]
+            module_path = isolate.enter_executor_namespaces(
+                scratch=scratch, scratch_bytes=int(plan.get("scratch_bytes", 512 * 2**20)),
+                hide=plan.get("hide", []), module_name=plan["module"], module_source=source, report_pid=report)
         from . import executor, seccomp
         seccomp.deny_keyrings()
         for target in (1, 2):
@@ -341,12 +363,16 @@ def _executor_child(plan: dict, requests: int, responses: int, output: int, pid_
         os.close(output)
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-        os.environ.update(HOME=os.path.join(plan["scratch"], "home"), TMPDIR=plan["scratch"])
-        os.chdir(os.path.join(plan["scratch"], "work"))
+        home = os.path.join(scratch, "home")
+        os.environ.update(HOME=home, TMPDIR=scratch, KERAS_HOME=os.path.join(home, ".keras"),
+                          MPLCONFIGDIR=os.path.join(home, ".matplotlib"))
+        os.chdir(os.path.join(scratch, "work"))
+        import tempfile
+        tempfile.tempdir = None  # found again from TMPDIR: the student's own scratch, not the supervisor's choice
         _forget_the_grader()
         os.write(pid_write, b"ready\n")  # set up: from here on, what happens is the student's
         os.close(pid_write)
-        code = executor.Executor(requests, responses, scratch=plan["scratch"], module_path=module_path,
+        code = executor.Executor(requests, responses, scratch=scratch, module_path=module_path,
                                  module_name=os.path.splitext(plan["module"])[0]).serve()
     except BaseException as error:  # our own failure before any student code ran: reported, then the pipe closes
         try:
@@ -392,6 +418,9 @@ def _recorder_child(plan: dict, specs: list[dict], go_read: int, done_write: int
         os.dup2(devnull, 1)  # Keras's own chatter in the recorder is nobody's feedback
         os.dup2(devnull, 2)
         os.close(devnull)
+        if _container(plan):  # root without a namespace around it: the recorder keeps no capability
+            isolate.die_with_parent()
+            isolate.drop_capabilities()
         from . import recorder
         channel = recorder.Channel(requests, responses)
         for index, spec in enumerate(specs):
@@ -465,9 +494,36 @@ class _MarkerReader:
                 return
 
 
-def _await_marker(pair: Pair, reader: _MarkerReader, index: int, deadline: float, out_dir: str):
+class _ContainerWatch:
+    """The container tier's bounds where the namespace tier has a size-capped tmpfs and a memory cgroup: the disk
+    taken by the student's scratch folder and by what its uid owns in the world-writable folders, and the private
+    memory of its uid's processes, read at most every 0.25 s. Over ``scratch_bytes`` or ``memory_bytes`` (when no
+    cgroup bounds the memory) the student's processes are killed; ``tripped`` says which limit: "scratch_full"
+    or "memory_limit"."""
+
+    def __init__(self, plan: dict):
+        self.uid, self.root = _student_uid(plan), plan["student_root"]
+        self.scratch_limit = int(plan.get("scratch_bytes", 512 * 2**20))
+        self.memory_limit = int(plan.get("memory_bytes") or 0)
+        self.next, self.tripped = 0.0, None
+
+    def over(self) -> bool:
+        now = time.perf_counter()
+        if self.tripped or now < self.next:
+            return bool(self.tripped)
+        self.next = now + 0.25
+        if isolate.disk_usage([self.root, *isolate.owned_entries(self.uid)]) > self.scratch_limit:
+            self.tripped = "scratch_full"
+        elif self.memory_limit and isolate.anonymous_memory_of(self.uid) > self.memory_limit:
+            self.tripped = "memory_limit"
+        return bool(self.tripped)
+
+
+def _await_marker(pair: Pair, reader: _MarkerReader, index: int, deadline: float, out_dir: str, *,
+                  watch: _ContainerWatch | None = None):
     """Wait until probe ``index`` reports its end, the recorder ends, or the deadline passes; meanwhile copy
-    what the student's code prints into the probe's ``output.txt`` (capped).
+    what the student's code prints into the probe's ``output.txt`` (capped). In the container tier, ``watch``
+    ends the student's process once it has written more than its scratch space.
 
     Returns ("done" | "ended" | "timeout", the recorder's (exit code, signal) if it was reaped, else None).
     """
@@ -491,6 +547,10 @@ def _await_marker(pair: Pair, reader: _MarkerReader, index: int, deadline: float
             if time.perf_counter() > deadline:
                 output.take(pair.output_read)
                 return "timeout", None
+            if watch is not None and watch.over():
+                _kill_pair_member(pair.executor_outer)
+                _kill_pair_member(pair.executor)
+                isolate.kill_uid(watch.uid)  # and whatever it forked
     finally:
         output.close()
 
@@ -577,12 +637,27 @@ def _reap(pid: int, *, wait: float) -> tuple:
         time.sleep(0.01)
 
 
-def _kill_all_but(keep: set[int], rounds: int = 100):
-    """Kill every process of the namespace but PID 1 and ``keep``, until none is left.
+def _kill_all_but(keep: set[int], rounds: int = 100, *, student_uid: int | None = None):
+    """Kill every process of the namespace but PID 1 and ``keep``, until none is left; in the container tier,
+    every process of ``student_uid`` but ``keep``.
 
     Returns (whether anything was found, whether the namespace is clean now). Only PID 1 of a private
     namespace sweeps; elsewhere (``--unsafe-no-sandbox``) /proc is the host's, every probe runs alone, and
     its processes are killed when it ends."""
+    if student_uid is not None:
+        found = False
+        for _ in range(rounds):
+            others = isolate.processes_of(student_uid, skip=keep)
+            if not others:
+                return found, True
+            found = True
+            for other in others:
+                try:
+                    os.kill(other, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.001)
+        return found, False
     if os.getpid() != 1:
         return False, True
     found = False
@@ -616,11 +691,16 @@ def _kill_all_but(keep: set[int], rounds: int = 100):
     return found, False
 
 
-def _kill_everything_else(pair: Pair) -> bool:
-    """Kill the pair and everything it started; as PID 1 of the namespace, kill every other process in it."""
+def _kill_everything_else(pair: Pair, *, student_uid: int | None = None) -> bool:
+    """Kill the pair and everything it started; as PID 1 of the namespace, kill every other process in it; in
+    the container tier, every process of the student's uid."""
     left_behind = False
     for pid in pair.keep:
         _kill_pair_member(pid)
+    if student_uid is not None:  # the container tier: the uid's processes, then its files
+        left_behind = bool(isolate.processes_of(student_uid, skip=pair.keep))
+        isolate.kill_uid(student_uid)
+        isolate.remove_paths(isolate.owned_entries(student_uid, folders=[pair.student_root, *isolate.WORLD_WRITABLE]))
     if os.getpid() == 1:  # only inside a private PID namespace: kill(-1) would hit the host otherwise
         try:
             os.kill(-1, signal.SIGKILL)

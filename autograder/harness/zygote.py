@@ -45,10 +45,15 @@ def _serve_isolated(worker: dict, plan_path: str, control: int, tick: float) -> 
         # The submission's own cgroup, joined while still uid 0 (the slot's folders are bound in for this):
         # everything this child starts is counted, limited and shares the CPU there, and ends with it.
         joined = _join_cgroup(plan.get("cgroup_procs") or [])
-        supervisor.set_dumpable(True)  # needed to write our own uid_map
-        isolate.enter_private_namespaces(scratch=worker["scratch"], scratch_bytes=int(worker["scratch_bytes"]),
-                                         uid=worker.get("uid"), new_cgroup_namespace=joined)
-        supervisor.set_dumpable(False)
+        if plan.get("tier") == "container":  # no namespaces: the supervisor stays root, its student runs as a uid
+            isolate.die_with_parent()
+            os.makedirs(plan["scratch"], mode=0o700, exist_ok=True)
+            os.chdir(plan["scratch"])
+        else:
+            supervisor.set_dumpable(True)  # needed to write our own uid_map
+            isolate.enter_private_namespaces(scratch=worker["scratch"], scratch_bytes=int(worker["scratch_bytes"]),
+                                             uid=worker.get("uid"), new_cgroup_namespace=joined)
+            supervisor.set_dumpable(False)
         code = supervisor.serve(plan, control, startup_seconds=time.perf_counter() - tick)
     except BaseException as error:  # ours, not the student's: no student code has run yet
         try:

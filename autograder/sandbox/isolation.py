@@ -117,13 +117,14 @@ def system_binds() -> list[str]:
     return binds
 
 
-def environment(settings: Settings) -> list[str]:
+def environment_variables(settings: Settings, scratch: str = INSIDE_SCRATCH) -> dict[str, str]:
+    """The whole environment of a sandbox (nothing of the grader's own)."""
     threads = str(settings.resolved_threads())
-    variables = {
+    return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": f"{INSIDE_SCRATCH}/home",
-        "KERAS_HOME": f"{INSIDE_SCRATCH}/home/.keras",
-        "MPLCONFIGDIR": f"{INSIDE_SCRATCH}/home/.matplotlib",
+        "HOME": f"{scratch}/home",
+        "KERAS_HOME": f"{scratch}/home/.keras",
+        "MPLCONFIGDIR": f"{scratch}/home/.matplotlib",
         "USER": "student",
         "LANG": "C.UTF-8",
         "KERAS_BACKEND": settings.backend,
@@ -138,22 +139,59 @@ def environment(settings: Settings) -> list[str]:
         "TF_NUM_INTEROP_THREADS": threads,
         "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=" + threads,
     }
+
+
+def environment(settings: Settings) -> list[str]:
     args = ["--clearenv"]
-    for key, value in variables.items():
+    for key, value in environment_variables(settings).items():
         args += ["--setenv", key, value]
     return args
 
 
-def rlimits(settings: Settings) -> list[str]:
+def rlimits(settings: Settings, *, per_uid: bool = True) -> list[str]:
+    """``prlimit`` for every process of a sandbox. ``per_uid=False`` (the container tier, whose supervisor is
+    root among the grader's own processes) leaves RLIMIT_NPROC, a count per uid, to the student's process,
+    which sets it for its own uid (isolate.enter_student_uid)."""
     mib = 1024 * 1024
     return ["prlimit",
             f"--as={settings.address_space_mb * mib}",
             f"--cpu={settings.cpu_seconds}",
-            f"--nproc={settings.max_processes}",
+            *([f"--nproc={settings.max_processes}"] if per_uid else []),
             f"--fsize={settings.max_file_mb * mib}",
             "--nofile=1024",
             "--core=0",
             "--"]
+
+
+# -- the container tier (tiers.py): the same harness, started without bubblewrap, with the grader's paths ------
+# The plan or worker file's path travels in the environment, not argv: a student's process in this tier sees the
+# machine's process list, and command lines are readable to every uid, environments only to their own.
+HOST_BOOT = ("import os, sys; sys.path.insert(0, os.environ.pop('AUTOGRADER_GRADER_PATH')); "
+             "from autograder.harness.main import main; sys.exit(main(os.environ.pop('AUTOGRADER_PLAN')))")
+HOST_ZYGOTE_BOOT = ("import os, sys; sys.path.insert(0, os.environ.pop('AUTOGRADER_GRADER_PATH')); "
+                    "from autograder.harness.zygote import run; sys.exit(run(os.environ.pop('AUTOGRADER_WORKER')))")
+
+
+def container_command(settings: Settings, *, zygote: bool = False, cgroup=None) -> list[str]:
+    """argv of a container-tier sandbox's supervisor (or warm zygote): rlimits, then the harness."""
+    argv = rlimits(settings, per_uid=False) + [sys.executable, "-I", "-c", HOST_ZYGOTE_BOOT if zygote else HOST_BOOT]
+    return (cgroup.shell_prefix() + argv) if cgroup is not None else argv
+
+
+def container_environment(settings: Settings, scratch: Path, **paths: str) -> dict[str, str]:
+    """The environment of a container-tier supervisor: the sandbox's, with its scratch folder, and ``paths``
+    (AUTOGRADER_PLAN or AUTOGRADER_WORKER), which the harness takes out before anything else runs."""
+    from ..settings import REPO_DIR
+    return {**environment_variables(settings, str(scratch)), "AUTOGRADER_GRADER_PATH": str(REPO_DIR), **paths}
+
+
+def container_plan(settings: Settings, slot_uid_: int, student_root: Path) -> dict:
+    """What a container-tier plan adds: who the student's process runs as and where its scratch folders go."""
+    plan = {"tier": "container", "student_uid": slot_uid_, "student_root": str(student_root),
+            "max_processes": settings.max_processes}
+    if not submission_groups(settings).available:  # no memory cgroup: the supervisor's watch bounds memory
+        plan["memory_bytes"] = settings.memory_mb * 2**20
+    return plan
 
 
 def bwrap_command(settings: Settings, *, binds: list[tuple[Path, str]], boot: str, zygote: bool = False,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..harness import protocol
 from ..settings import Settings
-from . import isolation
+from . import isolation, tiers
 
 INBOX = "/sandbox/inbox"
 WORKER_FILE = "worker.json"
@@ -41,6 +41,9 @@ class WarmWorker:
         self.ready_seconds: float | None = None
         self.groups = isolation.submission_groups(settings)
         self.zygote_group = None
+        # The container tier (tiers.py) starts the same zygote without bubblewrap, with the grader's own paths.
+        self.container = tiers.select(settings).container
+        self.job_scratch = self.home / "job"  # the container tier's supervisor scratch, emptied per job
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -61,6 +64,9 @@ class WarmWorker:
         worker = {"uid": isolation.slot_uid(self.settings, self.slot), "threads": self.settings.resolved_threads(),
                   "scratch": isolation.INSIDE_SCRATCH, "scratch_bytes": self.settings.scratch_mb * 2**20,
                   "preload": isolation.preload_modules()}
+        if self.container:  # the zygote and each job's supervisor stay root; only the student's process changes uid
+            worker.update(uid=None, tier="container", scratch=str(self.home / "zygote"))
+            (self.home / "zygote" / "home").mkdir(parents=True)
         config = self.home / "config"
         config.mkdir()
         (config / WORKER_FILE).write_text(json.dumps(worker))
@@ -72,12 +78,17 @@ class WarmWorker:
         if self.groups.available:
             self.zygote_group = self.groups.submission(self.slot, name=f"zygote-{self.slot}-{time.monotonic_ns()}")
             extra = self.groups.slot(self.slot).bind_args(CGROUP_ROOT)
-        argv = isolation.command(self.settings, slot=self.slot, zygote=True, cgroup=self.zygote_group,
-                                 extra_mounts=extra, binds=[*binds, (self.inbox, INBOX), (config, "/sandbox/config")])
+        if self.container:
+            argv = isolation.container_command(self.settings, zygote=True, cgroup=self.zygote_group)
+            env = isolation.container_environment(self.settings, self.home / "zygote",
+                                                  AUTOGRADER_WORKER=str(config / WORKER_FILE))
+        else:
+            argv = isolation.command(self.settings, slot=self.slot, zygote=True, cgroup=self.zygote_group,
+                                     extra_mounts=extra, binds=[*binds, (self.inbox, INBOX), (config, "/sandbox/config")])
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.stderr = open(self.home / "stderr.txt", "wb")
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                                        start_new_session=True, close_fds=True)
+                                        env=env, start_new_session=True, close_fds=True)
 
     def wait_ready(self) -> None:
         frame = self._read_with_timeout(self.settings.startup_timeout_s)
@@ -125,7 +136,8 @@ class WarmWorker:
         if not self.alive:
             self.start()
         if cgroup is not None:
-            plan = {**plan, "cgroup_procs": [str(path) for path in cgroup.procs_files(inside_root=CGROUP_ROOT)]}
+            inside = None if self.container else CGROUP_ROOT
+            plan = {**plan, "cgroup_procs": [str(path) for path in cgroup.procs_files(inside_root=inside)]}
         for item in self.inbox.iterdir():
             shutil.rmtree(item) if item.is_dir() else item.unlink()
         staged = self.inbox / "submission"
@@ -134,11 +146,14 @@ class WarmWorker:
             shutil.copyfile(item, staged / item.name)
             os.chmod(staged / item.name, 0o644)
         os.chmod(staged, 0o755)
-        plan = {**plan, "submission": f"{INBOX}/submission"}
+        inbox = str(self.inbox) if self.container else INBOX  # as the zygote sees it
+        if self.container:
+            shutil.rmtree(self.job_scratch, ignore_errors=True)
+        plan = {**plan, "submission": f"{inbox}/submission"}
         (self.inbox / "plan.json").write_text(json.dumps(plan))
         os.chmod(self.inbox / "plan.json", 0o644)
         try:
-            self.process.stdin.write(f"{INBOX}/plan.json\n".encode())
+            self.process.stdin.write(f"{inbox}/plan.json\n".encode())
             self.process.stdin.flush()
             deadline = time.monotonic() + budget
             while True:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..harness import protocol
 from ..settings import PACKAGE_DIR, Settings
-from . import isolation
+from . import isolation, tiers
 
 MAX_FILE_BYTES = 48 * 1024 * 1024
 MAX_FRAME_BYTES = 128 * 1024 * 1024
@@ -216,13 +216,24 @@ def _remove_group(cgroup) -> None:
 
 def _launch_warm(worker, probes, *, submission_dir: Path, settings: Settings, sink: "FrameSink", files: dict,
                  cgroup=None) -> None:
-    plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=None, files=files,
-                 hide=isolation.hidden_paths(), paths={"inputs": f"{isolation.INSIDE_INPUTS}/{files['version']}"})
-    outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept,
-                           cgroup=cgroup)
-    if outcome == "broken" and not sink.started:  # a worker that died between jobs: one fresh start
+    if worker.container:
+        student_root = tiers.student_root(worker.slot)
+        paths = {"inputs": str(worker.inputs_dirs[files["version"]]),
+                 **isolation.container_plan(settings, isolation.slot_uid(settings, worker.slot), student_root)}
+        plan = _plan(probes, settings, scratch=str(worker.job_scratch), uid=None, files=files, hide=[], paths=paths)
+    else:
+        student_root = None
+        plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=None, files=files,
+                     hide=isolation.hidden_paths(), paths={"inputs": f"{isolation.INSIDE_INPUTS}/{files['version']}"})
+    try:
         outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept,
                                cgroup=cgroup)
+        if outcome == "broken" and not sink.started:  # a worker that died between jobs: one fresh start
+            outcome = worker.serve(plan, submission_dir, budget=_budget(probes, settings), on_frame=sink.accept,
+                                   cgroup=cgroup)
+    finally:
+        if student_root is not None:  # the container tier: nothing of the student's uid outlives the job
+            tiers.sweep(isolation.slot_uid(settings, worker.slot), scratch=student_root)
     sink.result.stderr_tail = worker._stderr_tail()
     if outcome == "stopped":  # over the cap or a forged frame: the sink has flagged it, the worker is gone
         return
@@ -251,6 +262,16 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
         env = {**{k: v for k, v in os.environ.items() if k.startswith(("PATH", "LANG"))},
                "HOME": scratch, "KERAS_HOME": f"{scratch}/.keras", "KERAS_BACKEND": settings.backend,
                "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": str(settings.resolved_threads())}
+    elif tiers.select(settings).container:
+        scratch = work_dir / f"scratch-{result.launches}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(mode=0o700)
+        student_root = tiers.student_root(slot)
+        plan = _plan(probes, settings, scratch=str(scratch), uid=None, files=files, hide=[],
+                     paths={"submission": str(submission_dir), "inputs": str(inputs_dir),
+                            **isolation.container_plan(settings, isolation.slot_uid(settings, slot), student_root)})
+        argv = isolation.container_command(settings, cgroup=cgroup)
+        env = isolation.container_environment(settings, scratch, AUTOGRADER_PLAN=str(plan_dir / "plan.json"))
     else:
         plan = _plan(probes, settings, scratch=isolation.INSIDE_SCRATCH, uid=isolation.slot_uid(settings, slot),
                      files=files, hide=isolation.hidden_paths(),
@@ -275,6 +296,8 @@ def _launch_cold(probes, *, submission_dir, inputs_dir, work_dir, settings, slot
             result.flags.append("sandbox_wall_clock")
         finally:
             _kill_group(process)
+            if plan.get("tier") == "container":  # no namespace dies with it: everything of the student's uid
+                tiers.sweep(plan["student_uid"], scratch=Path(plan["student_root"]))
         reader.join(timeout=30)
         if reader.is_alive():  # a grandchild holding the pipe open; the kill above took the namespace
             process.stdout.close()
@@ -365,7 +388,7 @@ class FrameSink:
         status = {key: value for key, value in header["status"].items()
                   if key in ("seconds", "timed_out", "exit_code", "signal", "unfinished", "left_behind",
                              "timeout_s", "dropped_files", "cpu_user_seconds", "cpu_system_seconds", "process",
-                             "executor_cpu_seconds", "recorder_failed", "protocol_violation")}
+                             "executor_cpu_seconds", "recorder_failed", "protocol_violation", "scratch_full", "memory_limit")}
         if status.get("recorder_failed"):  # the recorder runs no student code: its crash is the grader's
             self.result.failure = self.result.failure or f"the recorder failed while running {name}"
         self.result.statuses[name] = status

@@ -39,7 +39,11 @@ def _forge():
                     handle.write("**Score: 100 / 100**\n" if name == "feedback.md" else _json.dumps(_FAKE))
             except OSError:
                 pass
-    for folder in _os.listdir("/tmp/out") if _os.path.isdir("/tmp/out") else []:
+    try:  # (in the container tier /tmp is the machine's: another submission's /tmp/out may be unreadable)
+        folders = _os.listdir("/tmp/out") if _os.path.isdir("/tmp/out") else []
+    except OSError:
+        folders = []
+    for folder in folders:
         try:  # the supervisor's status file: claim a clean, fast, successful run
             with open(_os.path.join("/tmp/out", folder, "status.json"), "w") as handle:
                 _json.dump({"seconds": 0.1, "timed_out": False, "exit_code": 0, "signal": None}, handle)
