@@ -58,12 +58,23 @@ def grader_lock(assignment) -> list[str]:
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once when it builds the autograder image (Ubuntu 24.04 base image: Python 3.12).
+# The reference scores were computed with Python {python}: uv installs that Python (a standalone build) and
+# requirements.txt's exact versions into /autograder/venv. If uv cannot, the image's own python3 is used (the
+# lock resolves for Python 3.12 as well) and every result's extra_data.version_warnings names the difference.
 set -euo pipefail
 apt-get update
-DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap python3 python3-venv util-linux
-python3 -m venv /autograder/venv
-/autograder/venv/bin/pip install --upgrade pip
-/autograder/venv/bin/pip install -r /autograder/source/requirements.txt
+DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap python3 python3-venv python3-pip util-linux
+if python3 -m pip install --break-system-packages --quiet uv \\
+        && python3 -m uv python install {python} \\
+        && python3 -m uv venv --python {python} /autograder/venv; then
+    python3 -m uv pip install --python /autograder/venv/bin/python -r /autograder/source/requirements.txt
+else
+    echo "setup.sh: could not install Python {python} with uv; grading with the image's python3" >&2
+    rm -rf /autograder/venv
+    python3 -m venv /autograder/venv
+    /autograder/venv/bin/pip install --upgrade pip
+    /autograder/venv/bin/pip install -r /autograder/source/requirements.txt
+fi
 # Warm the bytecode caches so each submission starts faster.
 /autograder/venv/bin/python -c "import keras, numpy, pytest, sqlalchemy" >/dev/null 2>&1 || true
 """
@@ -99,9 +110,12 @@ def build_bundle(output: Path, *, version: str | None = None) -> Path:
     from .pins import reference_versions
     output = Path(output)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as bundle:
-        _add_text(bundle, "setup.sh", SETUP_SH, executable=True)
+        reference_python = reference_versions(assignment).get("python")
+        if not reference_python:
+            raise BundleError(f"{assignment.reference_path} records no Python version; run `python -m autograder "
+                              f"reference all --version {assignment.version}`.")
+        _add_text(bundle, "setup.sh", SETUP_SH.format(python=reference_python), executable=True)
         _add_text(bundle, "run_autograder", RUN_AUTOGRADER, executable=True)
-        reference_python = reference_versions(assignment).get("python", "?")
         _add_text(bundle, "requirements.txt", f"# Exact versions: keras, TensorFlow and numpy as {assignment.version}'s "
                   f"reference scores were computed with (Python {reference_python}); the rest as tested.\n"
                   + "\n".join(grader_lock(assignment)) + "\n")

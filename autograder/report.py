@@ -308,7 +308,7 @@ def summary_csv(reports: list[SubmissionReport], functions: tuple[str, ...],
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["submission", "key", "folder", "source", "version", *functions, "total", "max_total", "status",
-                     "flags", "similar_to"])
+                     "flags", "similar_to", "isolation"])
     for report in sorted(reports, key=lambda r: r.key):
         scores = report.by_function(functions)
         cells = [report.shown_name, report.key, report.name, report.source, report.version]
@@ -317,7 +317,8 @@ def summary_csv(reports: list[SubmissionReport], functions: tuple[str, ...],
             cells += [f"{scores[f][0]:g}" if scores[f][1] else "" for f in functions] + [f"{report.total:g}"]
         else:
             cells += [""] * len(functions) + [""]
-        cells += [f"{report.max_total:g}", report.status, " ".join(report.flags), " ".join(similar.get(report.key, []))]
+        cells += [f"{report.max_total:g}", report.status, " ".join(report.flags), " ".join(similar.get(report.key, [])),
+                  report.isolation]
         writer.writerow([_csv_cell(cell) for cell in cells])
     return buffer.getvalue()
 

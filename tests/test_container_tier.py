@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
@@ -216,11 +217,19 @@ def container_class(bundle, materialized, tmp_path_factory):
     (honest / "hello_mnist.py").write_text(factory.student_source())
     shutil.copy(factory.EXAMPLE_MODEL, honest / "model.keras")
     (root / "driver.py").write_text(DRIVER)
-    result = docker_like.run([sys.executable, str(INSIDE / "driver.py"), str(FIRST_UID)], binds={str(INSIDE): root},
-                             env={"AUTOGRADER_FIRST_UID": str(FIRST_UID), "TF_CPP_MIN_LOG_LEVEL": "3",
-                                  "MNIST_DATA_DIR": str(INSIDE / "source" / "data" / "v1" / "mnist")}, timeout=1800)
+    from test_attacks import Listener
+    listener = Listener()  # the container shares the host's network, as Gradescope's containers have one
+    try:
+        result = docker_like.run([sys.executable, str(INSIDE / "driver.py"), str(FIRST_UID)], binds={str(INSIDE): root},
+                                 env={"AUTOGRADER_FIRST_UID": str(FIRST_UID), "TF_CPP_MIN_LOG_LEVEL": "3",
+                                      "MNIST_DATA_DIR": str(INSIDE / "source" / "data" / "v1" / "mnist")}, timeout=1800)
+        time.sleep(0.5)
+    finally:
+        listener.close()
     assert (root / "leftovers.json").is_file(), result.stderr[-3000:]
-    return root, json.loads((root / "leftovers.json").read_text())
+    leftovers = json.loads((root / "leftovers.json").read_text())
+    leftovers.update(listener_port=listener.port, heard=listener.heard)
+    return root, leftovers
 
 
 def class_results(root: Path, name: str) -> dict:
@@ -266,6 +275,16 @@ def test_nothing_of_the_student_uids_outlives_the_class(container_class):
     """No process, no file in a world-writable folder, no System V IPC object of a sandbox uid is left."""
     _, leftovers = container_class
     assert leftovers["processes"] == [] and leftovers["files"] == [] and leftovers["ipc"] == [], leftovers
+
+
+@pytest.mark.slow
+@in_container
+def test_no_attack_reaches_the_network_from_the_container_tier(container_class):
+    """The container has the host's network (no namespace of its own); the student's process may make AF_UNIX
+    sockets only, so the network attack's TCP, UDP and DNS attempts reach nothing the host listens on."""
+    _, leftovers = container_class
+    assert leftovers["listener_port"] is not None, "no port was free for the listener: the check proves nothing"
+    assert leftovers["heard"] == [], leftovers["heard"]
 
 
 @pytest.mark.slow

@@ -37,6 +37,18 @@ def test_bundle_has_what_gradescope_needs(layout):
     assert "solutions/v1/hello_mnist.py" not in names, "the solution never leaves the instructor's machine"
 
 
+def test_setup_installs_the_python_the_reference_scores_were_computed_with(layout):
+    """setup.sh asks uv for the reference's Python (Gradescope's image has 3.12), falls back to the image's own
+    python3 when it cannot, and is valid bash."""
+    from autograder.pins import reference_versions
+    root, _ = layout
+    setup = root / "source" / "setup.sh"
+    python = reference_versions(factory.V1)["python"]
+    assert f"uv python install {python}" in setup.read_text() and f"uv venv --python {python}" in setup.read_text()
+    assert "python3 -m venv /autograder/venv" in setup.read_text()  # the fallback
+    assert subprocess.run(["bash", "-n", str(setup)]).returncode == 0
+
+
 def run_autograder(root, submission_files):
     shutil.rmtree(root / "submission", ignore_errors=True)
     shutil.rmtree(root / "results", ignore_errors=True)

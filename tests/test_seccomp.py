@@ -314,3 +314,76 @@ def test_with_the_filter_a_note_can_be_neither_left_nor_read(sandbox_uid):
         print(json.dumps(read_note(b"new-note")))
     """, str(sandbox_uid))
     assert after == {"error": "ENOKEY"}
+
+
+# -- the container tier's network filter ---------------------------------------------------------------------
+
+def run_network_filter(program: bytes, *, number: int, arch: int, family: int = 0) -> int:
+    """Like ``run_filter``, with the socket's family as the first argument (seccomp_data.args[0])."""
+    instructions = list(seccomp.INSTRUCTION.iter_unpack(program))
+    fields = {seccomp.OFFSET_SYSCALL_NUMBER: number & 0xFFFFFFFF, seccomp.OFFSET_ARCHITECTURE: arch,
+              16: family}  # seccomp_data.args[0]: read by no instruction of this filter
+    accumulator, counter = 0, 0
+    for _ in range(len(instructions)):
+        code, jump_true, jump_false, k = instructions[counter]
+        if code == seccomp.BPF_LD | seccomp.BPF_W | seccomp.BPF_ABS:
+            accumulator = fields[k]
+        elif code == seccomp.BPF_ALU | seccomp.BPF_AND | seccomp.BPF_K:
+            accumulator &= k
+        elif code == seccomp.BPF_JMP | seccomp.BPF_JEQ | seccomp.BPF_K:
+            counter += jump_true if accumulator == k else jump_false
+        elif code == seccomp.BPF_RET | seccomp.BPF_K:
+            return k
+        else:
+            raise AssertionError(f"unexpected instruction {code:#x}")
+        counter += 1
+    raise AssertionError("the program ran off its end")
+
+
+EACCES = seccomp.SECCOMP_RET_ERRNO | errno.EACCES
+AF_INET, AF_INET6, AF_NETLINK, AF_PACKET = 2, 10, 16, 17
+NETWORK_CASES = {
+    "x86_64": [(seccomp.AUDIT_ARCH_X86_64, 41, 1, EACCES), (seccomp.AUDIT_ARCH_X86_64, 41, AF_INET, EACCES),
+               (seccomp.AUDIT_ARCH_X86_64, 41, AF_INET6, EACCES), (seccomp.AUDIT_ARCH_X86_64, 41, AF_NETLINK, EACCES),
+               (seccomp.AUDIT_ARCH_X86_64, 41, AF_PACKET, EACCES), (seccomp.AUDIT_ARCH_X86_64, X32 | 41, AF_INET, EACCES),
+               (seccomp.AUDIT_ARCH_X86_64, 53, 1, ALLOW),  # socketpair
+               (seccomp.AUDIT_ARCH_X86_64, 42, AF_INET, ALLOW), (seccomp.AUDIT_ARCH_X86_64, 0, AF_INET, ALLOW),
+               (seccomp.AUDIT_ARCH_I386, 102, 1, EACCES), (seccomp.AUDIT_ARCH_I386, 359, AF_INET, EACCES),
+               (seccomp.AUDIT_ARCH_I386, 41, AF_INET, ALLOW), (seccomp.AUDIT_ARCH_AARCH64, 198, 2, ALLOW)],
+    "aarch64": [(seccomp.AUDIT_ARCH_AARCH64, 198, 1, EACCES), (seccomp.AUDIT_ARCH_AARCH64, 198, AF_INET, EACCES),
+                (seccomp.AUDIT_ARCH_AARCH64, 199, AF_INET, ALLOW), (seccomp.AUDIT_ARCH_ARM, 281, AF_INET6, EACCES),
+                (seccomp.AUDIT_ARCH_ARM, 288, 1, ALLOW)],
+}
+
+
+@pytest.mark.parametrize("machine", sorted(NETWORK_CASES))
+def test_the_network_filter_denies_every_socket(machine):
+    program = seccomp.network_program(machine)
+    for arch, number, family, expected in NETWORK_CASES[machine]:
+        assert run_network_filter(program, number=number, arch=arch, family=family) == expected, \
+            (machine, hex(arch), number, family)
+    for index, (code, jump_true, jump_false, _, comment) in enumerate(seccomp.network_filter_instructions(machine)):
+        assert comment
+        if code & 0x07 == seccomp.BPF_JMP:
+            assert index + 1 + max(jump_true, jump_false) < len(program) // 8
+
+
+def test_with_the_network_filter_no_socket_can_be_made_but_pairs():
+    native_or_skip()
+    report = run_python("""
+        import socket
+        seccomp.deny_network()
+        def attempt(family, kind=socket.SOCK_STREAM):
+            try:
+                socket.socket(family, kind).close()
+                return "made"
+            except OSError as error:
+                return error.errno
+        a, b = socket.socketpair()
+        print(json.dumps({"inet": attempt(socket.AF_INET), "inet6": attempt(socket.AF_INET6),
+                          "udp": attempt(socket.AF_INET, socket.SOCK_DGRAM), "unix": attempt(socket.AF_UNIX),
+                          "pair": a.family == socket.AF_UNIX, "fork_inet": os.waitstatus_to_exitcode(os.waitpid(
+                              os.fork() or os._exit(0 if attempt(socket.AF_INET) == errno.EACCES else 1), 0)[1])}))
+    """)
+    assert report == {"inet": errno.EACCES, "inet6": errno.EACCES, "udp": errno.EACCES, "unix": errno.EACCES,
+                      "pair": True, "fork_inet": 0}

@@ -200,7 +200,12 @@ def deny_keyrings() -> None:
         >>> # from now on, in this process and its children: keyctl(...) == -1, errno == EPERM
     """
     machine = native_machine()
-    program = filter_program(machine)
+    libc = _install(filter_program(machine), machine, "keyring")
+    _check_denied(libc, machine)
+
+
+def _install(program: bytes, machine: str, what: str) -> ctypes.CDLL:
+    """Set no_new_privs and install ``program`` on every thread of this process (and so on its children)."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
                   ctypes.c_ulong(0)) != 0:
@@ -211,7 +216,7 @@ def deny_keyrings() -> None:
                           ctypes.c_long(SECCOMP_FILTER_FLAG_TSYNC), ctypes.byref(fprog))
     error = ctypes.get_errno()
     if result > 0:
-        raise SeccompError(f"seccomp(TSYNC) could not apply the keyring filter to thread {result}, which runs "
+        raise SeccompError(f"seccomp(TSYNC) could not apply the {what} filter to thread {result}, which runs "
                            f"under another filter; install it before starting threads.")
     if result < 0 and error == errno.ENOSYS:  # kernels before 3.17 lack seccomp(); prctl covers one thread
         if len(os.listdir("/proc/self/task")) != 1:
@@ -222,10 +227,10 @@ def deny_keyrings() -> None:
                             ctypes.c_ulong(0), ctypes.c_ulong(0))
         error = ctypes.get_errno()
     if result != 0:
-        raise SeccompError(f"the kernel refused the keyring filter: {os.strerror(error)} (errno {error}). The "
+        raise SeccompError(f"the kernel refused the {what} filter: {os.strerror(error)} (errno {error}). The "
                            f"kernel needs CONFIG_SECCOMP_FILTER; a container runtime's own seccomp profile "
                            f"may forbid seccomp() (docker: --security-opt seccomp=unconfined).")
-    _check_denied(libc, machine)
+    return libc
 
 
 def _check_denied(libc: ctypes.CDLL, machine: str) -> None:
@@ -237,3 +242,65 @@ def _check_denied(libc: ctypes.CDLL, machine: str) -> None:
     if result != -1 or error != errno.EPERM:
         raise SeccompError(f"the keyring filter is installed but keyctl returned {result} (errno {error}) "
                            f"instead of failing with EPERM; this is a bug in autograder/harness/seccomp.py.")
+
+
+# -- the container tier's network filter (sandbox/tiers.py: no network namespace there) -----------------------
+NETWORK_SYSCALLS = {"x86_64": {"socket": 41}, "i386": {"socket": 359, "socketcall": 102},
+                    "aarch64": {"socket": 198}, "arm": {"socket": 281}}
+
+
+def network_filter_instructions(machine: str) -> list[tuple[int, int, int, int, str]]:
+    """A filter that makes ``socket()`` fail with EACCES for every family (no IPv4, IPv6, netlink or packet
+    socket; no Unix socket either, which could reach a listener on the machine by path or abstract name) and
+    refuses the i386 ``socketcall`` multiplexer outright. ``socketpair()`` still works: its two ends reach only
+    each other. Every other system call is allowed (the keyring filter judges the rest)."""
+    if machine not in MACHINE_ABIS:
+        raise UnsupportedArchitecture(f"no network filter for machine {machine!r}; known: {', '.join(sorted(MACHINE_ABIS))}.")
+    abis = [ABIS[name] for name in MACHINE_ABIS[machine]]
+    block_length = [2 + bool(abi.ignored_bits) + len(NETWORK_SYSCALLS[abi.name]) for abi in abis]  # load, [and], jeqs, ret
+    dispatch_length = 1 + len(abis) + 1
+    block_start = [dispatch_length + sum(block_length[:index]) for index in range(len(abis))]
+    deny_at = dispatch_length + sum(block_length)
+    program: list[tuple[int, int, int, int, str]] = [
+        (BPF_LD | BPF_W | BPF_ABS, 0, 0, OFFSET_ARCHITECTURE, "A = seccomp_data.arch")]
+    for index, abi in enumerate(abis):
+        here = len(program)
+        program.append((BPF_JMP | BPF_JEQ | BPF_K, block_start[index] - here - 1, 0, abi.audit_arch,
+                        f"if A == {abi.name}: go to its block"))
+    program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW, "another ABI: the keyring filter kills it"))
+    for abi in abis:
+        program.append((BPF_LD | BPF_W | BPF_ABS, 0, 0, OFFSET_SYSCALL_NUMBER, f"{abi.name}: A = seccomp_data.nr"))
+        if abi.ignored_bits:
+            program.append((BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xFFFFFFFF & ~abi.ignored_bits,
+                            f"{abi.name}: clear the x32 bit, so x32's numbers match too"))
+        for name, number in NETWORK_SYSCALLS[abi.name].items():
+            here = len(program)
+            program.append((BPF_JMP | BPF_JEQ | BPF_K, deny_at - here - 1, 0, number, f"{abi.name}: if A == {name}: deny"))
+        program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW, f"{abi.name}: any other syscall: allow"))
+    program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | errno.EACCES, "deny: fail with EACCES"))
+    assert len(program) == deny_at + 1 and all(jt < 256 for _, jt, _, _, _ in program)
+    return program
+
+
+def network_program(machine: str) -> bytes:
+    return b"".join(INSTRUCTION.pack(code, jump_true, jump_false, k)
+                    for code, jump_true, jump_false, k, _ in network_filter_instructions(machine))
+
+
+def deny_network() -> None:
+    """Let this process and its children make no socket (``socketpair`` only): no connection to any network, the
+    machine's loopback and Unix listeners included. For the container tier, whose student process has no network
+    namespace of its own.
+
+    Raises:
+        UnsupportedArchitecture, SeccompError: as ``deny_keyrings``.
+    """
+    import socket
+    machine = native_machine()
+    _install(network_program(machine), machine, "network")
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+    except PermissionError:
+        return
+    raise SeccompError("the network filter is installed but an IPv4 socket could still be made; this is a bug in "
+                       "autograder/harness/seccomp.py.")
