@@ -33,9 +33,12 @@ class ProbeFailed(Exception):
 class Artifacts:
     """Read-only view of ``artifacts/<probe>/...`` for one submission."""
 
-    def __init__(self, root: Path, *, module: str = "the module"):
+    def __init__(self, root: Path, *, module: str = "the module", notebook: dict | None = None):
         self.root = Path(root)
         self.module = module  # the graded module's file name, for messages
+        # A notebook submission (intake.json's "notebook"): its file name and where each module line came from,
+        # so feedback points at the student's cell and line, not at the module built from the notebook.
+        self.source = SourceMap.of(module, notebook)
         self._results: dict[str, dict] = {}
 
     # -- raw reads ---------------------------------------------------------------------------
@@ -97,7 +100,7 @@ class Artifacts:
         payload = self.result(probe)
         for error in payload["errors"]:
             if error.get("case") == "probe" or (case is not None and error.get("case") == case):
-                raise ProbeFailed(*explain_error(error, self.module))
+                raise ProbeFailed(*explain_error(error, self.module, source=self.source))
         value = payload["record"] if case is None else payload["record"].get(case)
         if case is not None and "cases" in payload["record"] and value is None:
             value = payload["record"]["cases"].get(case) if isinstance(payload["record"]["cases"], dict) else None
@@ -109,7 +112,7 @@ class Artifacts:
         """The student-facing error of one case, or None when it ran."""
         for error in self.result(probe)["errors"]:
             if error.get("case") in (case, "probe"):
-                return explain_error(error, self.module)[0]
+                return explain_error(error, self.module, source=self.source)[0]
         return None
 
     def array(self, probe: str, key: str, *, case: str | None = None,
@@ -122,7 +125,7 @@ class Artifacts:
         """
         for error in self.result(probe)["errors"]:
             if error.get("case") in ("probe", case or key):
-                raise ProbeFailed(*explain_error(error, self.module))
+                raise ProbeFailed(*explain_error(error, self.module, source=self.source))
         path = self.root / probe / f"{key}.npy"
         if not path.is_file() or path.is_symlink():
             raise ProbeFailed(f"No array {key!r} was produced.", flag=None)
@@ -137,8 +140,41 @@ class Artifacts:
         return array
 
 
-def explain_error(error: dict, module: str = "the module") -> tuple[str, str | None]:
-    """A recorded student error as ``(message, flag)``; every part the student controls is made inert."""
+class SourceMap:
+    """Where a line of the graded module is in what the student handed in: the module itself, or the cell and
+    line of the notebook it was built from (notebook_intake's ``line_to_cell``)."""
+
+    def __init__(self, module: str, notebook_file: str = "", line_to_cell: dict | None = None):
+        self.module, self.notebook_file, self.line_to_cell = module, notebook_file, line_to_cell or {}
+
+    @classmethod
+    def of(cls, module: str, notebook: dict | None) -> "SourceMap":
+        if not isinstance(notebook, dict) or not isinstance(notebook.get("line_to_cell"), dict):
+            return cls(module)
+        return cls(module, str(notebook.get("file") or "the notebook"), notebook["line_to_cell"])
+
+    @property
+    def handed_in(self) -> str:
+        """The file the student handed in, for messages."""
+        return inert(self.notebook_file[:120]) if self.notebook_file else self.module
+
+    def where(self, line) -> str:
+        """``hello_mnist.py line 12``, or ``hello_mnist.ipynb cell 7, line 3`` for a notebook's line."""
+        place = self.line_to_cell.get(str(line)) if self.notebook_file else None
+        if isinstance(place, list) and len(place) == 2 and all(isinstance(n, int) for n in place):
+            return f"{self.handed_in} cell {place[0]}, line {place[1]}"
+        return f"{self.module} line {line}"
+
+    def import_hint(self, stem: str) -> str:
+        if self.notebook_file:
+            return "restart the notebook's kernel and run all its cells from the top to see the error"
+        return f"run `python -c 'import {stem}'` to see the error"
+
+
+def explain_error(error: dict, module: str = "the module", *, source: SourceMap | None = None) -> tuple[str, str | None]:
+    """A recorded student error as ``(message, flag)``; every part the student controls is made inert.
+    ``source`` points the place of the error at what the student handed in (a notebook's cell and line)."""
+    source = source or SourceMap(module)
     stem = module[:-3] if module.endswith(".py") else module
     function = str(error.get("function", "?"))
     kind = str(error.get("kind", "error"))
@@ -150,10 +186,10 @@ def explain_error(error: dict, module: str = "the module") -> tuple[str, str | N
         frame = frames[-1]
         name = str(frame.get("function"))
         name = name if name.isidentifier() else inert(name[:80])
-        where = f" ({module} line {frame.get('line')}, in {name}: {inert(str(frame.get('code', ''))[:120])})"
+        where = f" ({source.where(frame.get('line'))}, in {name}: {inert(str(frame.get('code', ''))[:120])})"
     if function == "import":
-        return (f"{module} could not be imported: {shown_kind}: {message}{where}. Nothing in the module can be "
-                f"graded until it imports; run `python -c 'import {stem}'` to see the error.", "import_error")
+        return (f"{source.handed_in} could not be imported: {shown_kind}: {message}{where}. Nothing in it can be "
+                f"graded until it imports; {source.import_hint(stem)}.", "import_error")
     if kind == "missing":
         return (f"{module} has no function named `{function}`. The autograder looks for exactly this name "
                 "(check spelling and indentation).", None)

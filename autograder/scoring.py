@@ -214,7 +214,8 @@ def main(argv=None) -> int:
     rubric = load_rubric(version, args.rubric)
     intake = json.loads(args.intake.read_text())
     context = GradingContext(
-        artifacts=Artifacts(args.artifacts, module=intake.get("module") or version.module),
+        artifacts=Artifacts(args.artifacts, module=intake.get("module") or version.module,
+                            notebook=intake.get("notebook")),
         inputs=GradingInputs(args.inputs), rubric=rubric,
         thresholds=Thresholds(**json.loads(args.thresholds.read_text())), intake=intake, assignment=version)
     outcomes, internal_errors = score(context)

@@ -71,7 +71,13 @@ def graded(tmp_path_factory, settings):
     off_by_one = [c for c in solution if "nbgrader" not in c.metadata or c.metadata["nbgrader"]["grade_id"] !=
                   "count_updates_per_epoch"] + [code_cell("updates_per_epoch = len(x_hand) // BATCH_SIZE\n"
                                                           "print(updates_per_epoch, updates)", "count_updates_per_epoch")]
+    raising = copy.deepcopy(solution)
+    for cell in raising:
+        if cell.source.startswith("def predict_digits"):
+            first, rest = cell.source.split("\n", 1)
+            cell.source = f'{first}\n    raise ValueError("no predictions today")\n{rest}'
     paths = [submission(root, "solution_notebook", solution),
+             submission(root, "raising_predict_cell", raising),
              submission(root, "hard_coded_answers", hard_coded),
              submission(root, "answer_off_by_one", off_by_one),
              submission(root, "stub_notebook", stub_notebook_cells(), model=False),
@@ -120,6 +126,17 @@ def test_an_answer_that_drops_the_last_batch_is_told_so(graded):
     assert report.by_function()["best_optimizer"] == (2, 2)
     message = next(t["output"] for t in report.tests if t["function"] == "updates_per_epoch")
     assert "the smaller last batch" in message
+
+
+def test_feedback_points_at_the_notebook_cell_and_line_of_an_error(graded):
+    """The student wrote cells, not the module built from them: an error's place is their cell and line."""
+    out, outcomes, _ = graded
+    report = outcomes["raising_predict_cell"].report
+    cells = nbformat.reads((out.parent / "raising_predict_cell" / "hello_mnist.ipynb").read_text(), as_version=4).cells
+    number = next(i for i, cell in enumerate(cells, 1) if cell.source.startswith("def predict_digits"))
+    message = next(t["output"] for t in report.tests if t["function"] == "predict_digits")
+    assert f"`hello_mnist.ipynb` cell {number}, line 2, in predict_digits" in message, message  # (the name is the student's: quoted)
+    assert "hello_mnist.py line" not in message
 
 
 def test_the_released_stubs_as_a_notebook_earn_nothing(graded):

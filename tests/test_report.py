@@ -129,3 +129,17 @@ def test_summary_pass_rates_and_table_with_column_and_flag_legends():
     table = class_table(reports, functions=FUNCTIONS, labels=LABELS)
     assert "alice" in table and "(max)" in table and "timeout: a function hit its wall-clock limit" in table
     assert "prep = preprocess" in table and "load = load_model" in table
+
+
+def test_a_notebooks_error_is_placed_in_its_cell_and_line():
+    from autograder.artifacts import SourceMap, explain_error
+    error = {"function": "predict_digits", "kind": "ValueError", "message": "boom",
+             "frames": [{"line": 41, "function": "predict_digits", "code": "raise ValueError('boom')"}]}
+    notebook = {"file": "Copy of hello_mnist.ipynb", "line_to_cell": {"41": [12, 3]}}
+    message, _ = explain_error(error, "hello_mnist.py", source=SourceMap.of("hello_mnist.py", notebook))
+    assert "(`Copy of hello_mnist.ipynb` cell 12, line 3, in predict_digits" in message
+    elsewhere = {**error, "frames": [{"line": 7, "function": "<module>", "code": "x"}], "function": "import"}
+    message, flag = explain_error(elsewhere, "hello_mnist.py", source=SourceMap.of("hello_mnist.py", notebook))
+    assert "hello_mnist.py line 7" in message and "run all its cells from the top" in message and flag == "import_error"
+    message, _ = explain_error(error, "hello_mnist.py")  # a module submission: the module's own line
+    assert "(hello_mnist.py line 41, in predict_digits" in message
