@@ -358,7 +358,7 @@ def _executor_child(plan: dict, requests: int, responses: int, output: int, pid_
                 hide=plan.get("hide", []), module_name=plan["module"], module_source=source, report_pid=report)
         from . import executor, seccomp
         seccomp.deny_keyrings()
-        if _container(plan):  # no network namespace around it: no socket but AF_UNIX
+        if _container(plan):  # no network namespace around it: no socket at all (socketpair only)
             seccomp.deny_network()
         for target in (1, 2):
             os.dup2(output, target)
