@@ -32,11 +32,12 @@ def native_or_skip() -> str:
 
 # -- the program, decoded and run by a small BPF interpreter ------------------------------------------------
 
-def run_filter(program: bytes, *, number: int, arch: int) -> int:
-    """Execute the classic-BPF subset the filter uses on one seccomp_data; returns the action."""
+def run_filter(program: bytes, *, number: int, arch: int, first_argument: int = 0) -> int:
+    """Execute the classic-BPF subset the filters use on one seccomp_data; returns the action."""
     instructions = list(seccomp.INSTRUCTION.iter_unpack(program))
     accumulator, counter = 0, 0
-    fields = {seccomp.OFFSET_SYSCALL_NUMBER: number & 0xFFFFFFFF, seccomp.OFFSET_ARCHITECTURE: arch}
+    fields = {seccomp.OFFSET_SYSCALL_NUMBER: number & 0xFFFFFFFF, seccomp.OFFSET_ARCHITECTURE: arch,
+              16: first_argument}  # seccomp_data.args[0] (read by no instruction of these filters)
     for _ in range(len(instructions)):  # no backward jumps in classic BPF: at most one pass
         code, jump_true, jump_false, k = instructions[counter]
         if code == seccomp.BPF_LD | seccomp.BPF_W | seccomp.BPF_ABS:
@@ -318,28 +319,6 @@ def test_with_the_filter_a_note_can_be_neither_left_nor_read(sandbox_uid):
 
 # -- the container tier's network filter ---------------------------------------------------------------------
 
-def run_network_filter(program: bytes, *, number: int, arch: int, family: int = 0) -> int:
-    """Like ``run_filter``, with the socket's family as the first argument (seccomp_data.args[0])."""
-    instructions = list(seccomp.INSTRUCTION.iter_unpack(program))
-    fields = {seccomp.OFFSET_SYSCALL_NUMBER: number & 0xFFFFFFFF, seccomp.OFFSET_ARCHITECTURE: arch,
-              16: family}  # seccomp_data.args[0]: read by no instruction of this filter
-    accumulator, counter = 0, 0
-    for _ in range(len(instructions)):
-        code, jump_true, jump_false, k = instructions[counter]
-        if code == seccomp.BPF_LD | seccomp.BPF_W | seccomp.BPF_ABS:
-            accumulator = fields[k]
-        elif code == seccomp.BPF_ALU | seccomp.BPF_AND | seccomp.BPF_K:
-            accumulator &= k
-        elif code == seccomp.BPF_JMP | seccomp.BPF_JEQ | seccomp.BPF_K:
-            counter += jump_true if accumulator == k else jump_false
-        elif code == seccomp.BPF_RET | seccomp.BPF_K:
-            return k
-        else:
-            raise AssertionError(f"unexpected instruction {code:#x}")
-        counter += 1
-    raise AssertionError("the program ran off its end")
-
-
 EACCES = seccomp.SECCOMP_RET_ERRNO | errno.EACCES
 AF_INET, AF_INET6, AF_NETLINK, AF_PACKET = 2, 10, 16, 17
 NETWORK_CASES = {
@@ -360,7 +339,7 @@ NETWORK_CASES = {
 def test_the_network_filter_denies_every_socket(machine):
     program = seccomp.network_program(machine)
     for arch, number, family, expected in NETWORK_CASES[machine]:
-        assert run_network_filter(program, number=number, arch=arch, family=family) == expected, \
+        assert run_filter(program, number=number, arch=arch, first_argument=family) == expected, \
             (machine, hex(arch), number, family)
     for index, (code, jump_true, jump_false, _, comment) in enumerate(seccomp.network_filter_instructions(machine)):
         assert comment

@@ -647,50 +647,48 @@ def _kill_all_but(keep: set[int], rounds: int = 100, *, student_uid: int | None 
     namespace sweeps; elsewhere (``--unsafe-no-sandbox``) /proc is the host's, every probe runs alone, and
     its processes are killed when it ends."""
     if student_uid is not None:
-        found = False
-        for _ in range(rounds):
-            others = isolate.processes_of(student_uid, skip=keep)
-            if not others:
-                return found, True
-            found = True
-            for other in others:
-                try:
-                    os.kill(other, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.001)
-        return found, False
-    if os.getpid() != 1:
+        def others() -> list[int]:
+            return isolate.processes_of(student_uid, skip=keep)
+    elif os.getpid() == 1:
+        def others() -> list[int]:
+            return _namespace_processes(keep)
+    else:
         return False, True
     found = False
     for _ in range(rounds):
-        others = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == 1 or int(entry) in keep:
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    fields = handle.read().rsplit(b")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[0] == b"Z":  # a zombie: reap it if it is ours, its parent's death reaps it otherwise
-                if fields[1] == b"1":
-                    try:
-                        os.waitpid(int(entry), os.WNOHANG)
-                    except ChildProcessError:
-                        pass
-                continue
-            others.append(int(entry))
-        if not others:
+        left = others()
+        if not left:
             return found, True
         found = True
-        for other in others:
+        for other in left:
             try:
                 os.kill(other, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         time.sleep(0.001)
     return found, False
+
+
+def _namespace_processes(keep: set[int]) -> list[int]:
+    """The live processes of this PID namespace but PID 1 and ``keep``; zombies of ours are reaped on the way."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == 1 or int(entry) in keep:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] == b"Z":  # a zombie: reap it if it is ours, its parent's death reaps it otherwise
+            if fields[1] == b"1":
+                try:
+                    os.waitpid(int(entry), os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            continue
+        found.append(int(entry))
+    return found
 
 
 def _kill_everything_else(pair: Pair, *, student_uid: int | None = None) -> bool:

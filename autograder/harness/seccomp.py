@@ -132,12 +132,25 @@ def filter_instructions(machine: str) -> list[tuple[int, int, int, int, str]]:
         >>> [comment for *_, comment in filter_instructions("aarch64")][:2]
         ['A = seccomp_data.arch', 'if A == aarch64: go to its block']
     """
+    return _deny_list(machine, {name: {call: abi.numbers[call] for call in KEYRING_SYSCALLS}
+                                for name, abi in ABIS.items()},
+                      other_abi=(SECCOMP_RET_KILL_PROCESS, "an ABI this machine cannot produce: kill the process"),
+                      denial=errno.EPERM, what="keyring")
+
+
+def _deny_list(machine: str, numbers: dict[str, dict[str, int]], *, other_abi: tuple[int, str], denial: int,
+               what: str) -> list[tuple[int, int, int, int, str]]:
+    """A filter that fails the system calls ``numbers[abi name]`` with ``denial`` (an errno) and allows the rest.
+
+    Layout: check the audit arch and jump to that ABI's block (any other arch gets ``other_abi``: an action and
+    its comment); each block loads the syscall number (clearing x32's bit), compares it with the ABI's numbers
+    and allows everything else; one shared instruction at the end denies."""
     if machine not in MACHINE_ABIS:
         raise UnsupportedArchitecture(
-            f"no keyring filter for machine {machine!r}; known: {', '.join(sorted(MACHINE_ABIS))}.")
+            f"no {what} filter for machine {machine!r}; known: {', '.join(sorted(MACHINE_ABIS))}.")
     abis = [ABIS[name] for name in MACHINE_ABIS[machine]]
-    block_length = [2 + bool(abi.ignored_bits) + len(KEYRING_SYSCALLS) for abi in abis]  # load, [and], 3 x jeq, ret
-    dispatch_length = 1 + len(abis) + 1                                                 # load, jeq per ABI, kill
+    block_length = [2 + bool(abi.ignored_bits) + len(numbers[abi.name]) for abi in abis]  # load, [and], jeqs, ret
+    dispatch_length = 1 + len(abis) + 1                                                 # load, jeq per ABI, other
     block_start = [dispatch_length + sum(block_length[:index]) for index in range(len(abis))]
     deny_at = dispatch_length + sum(block_length)
 
@@ -147,21 +160,23 @@ def filter_instructions(machine: str) -> list[tuple[int, int, int, int, str]]:
         here = len(program)
         program.append((BPF_JMP | BPF_JEQ | BPF_K, block_start[index] - here - 1, 0, abi.audit_arch,
                         f"if A == {abi.name}: go to its block"))
-    program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_KILL_PROCESS,
-                    "an ABI this machine cannot produce: kill the process"))
+    program.append((BPF_RET | BPF_K, 0, 0, other_abi[0], other_abi[1]))
     for abi in abis:
         program.append((BPF_LD | BPF_W | BPF_ABS, 0, 0, OFFSET_SYSCALL_NUMBER, f"{abi.name}: A = seccomp_data.nr"))
         if abi.ignored_bits:
             program.append((BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xFFFFFFFF & ~abi.ignored_bits,
                             f"{abi.name}: clear the x32 bit, so x32's numbers match too"))
-        for name in KEYRING_SYSCALLS:
+        for name, number in numbers[abi.name].items():
             here = len(program)
-            program.append((BPF_JMP | BPF_JEQ | BPF_K, deny_at - here - 1, 0, abi.numbers[name],
-                            f"{abi.name}: if A == {name}: deny"))
+            program.append((BPF_JMP | BPF_JEQ | BPF_K, deny_at - here - 1, 0, number, f"{abi.name}: if A == {name}: deny"))
         program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW, f"{abi.name}: any other syscall: allow"))
-    program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM, "deny: fail with EPERM"))
+    program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | denial, f"deny: fail with {errno.errorcode[denial]}"))
     assert len(program) == deny_at + 1 and all(jt < 256 for _, jt, _, _, _ in program)
     return program
+
+
+def _pack(program: list[tuple[int, int, int, int, str]]) -> bytes:
+    return b"".join(INSTRUCTION.pack(code, jump_true, jump_false, k) for code, jump_true, jump_false, k, _ in program)
 
 
 def filter_program(machine: str) -> bytes:
@@ -176,8 +191,7 @@ def filter_program(machine: str) -> bytes:
     Raises:
         UnsupportedArchitecture: for a machine this module does not know.
     """
-    return b"".join(INSTRUCTION.pack(code, jump_true, jump_false, k)
-                    for code, jump_true, jump_false, k, _ in filter_instructions(machine))
+    return _pack(filter_instructions(machine))
 
 
 class _SockFprog(ctypes.Structure):
@@ -254,37 +268,12 @@ def network_filter_instructions(machine: str) -> list[tuple[int, int, int, int, 
     socket; no Unix socket either, which could reach a listener on the machine by path or abstract name) and
     refuses the i386 ``socketcall`` multiplexer outright. ``socketpair()`` still works: its two ends reach only
     each other. Every other system call is allowed (the keyring filter judges the rest)."""
-    if machine not in MACHINE_ABIS:
-        raise UnsupportedArchitecture(f"no network filter for machine {machine!r}; known: {', '.join(sorted(MACHINE_ABIS))}.")
-    abis = [ABIS[name] for name in MACHINE_ABIS[machine]]
-    block_length = [2 + bool(abi.ignored_bits) + len(NETWORK_SYSCALLS[abi.name]) for abi in abis]  # load, [and], jeqs, ret
-    dispatch_length = 1 + len(abis) + 1
-    block_start = [dispatch_length + sum(block_length[:index]) for index in range(len(abis))]
-    deny_at = dispatch_length + sum(block_length)
-    program: list[tuple[int, int, int, int, str]] = [
-        (BPF_LD | BPF_W | BPF_ABS, 0, 0, OFFSET_ARCHITECTURE, "A = seccomp_data.arch")]
-    for index, abi in enumerate(abis):
-        here = len(program)
-        program.append((BPF_JMP | BPF_JEQ | BPF_K, block_start[index] - here - 1, 0, abi.audit_arch,
-                        f"if A == {abi.name}: go to its block"))
-    program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW, "another ABI: the keyring filter kills it"))
-    for abi in abis:
-        program.append((BPF_LD | BPF_W | BPF_ABS, 0, 0, OFFSET_SYSCALL_NUMBER, f"{abi.name}: A = seccomp_data.nr"))
-        if abi.ignored_bits:
-            program.append((BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xFFFFFFFF & ~abi.ignored_bits,
-                            f"{abi.name}: clear the x32 bit, so x32's numbers match too"))
-        for name, number in NETWORK_SYSCALLS[abi.name].items():
-            here = len(program)
-            program.append((BPF_JMP | BPF_JEQ | BPF_K, deny_at - here - 1, 0, number, f"{abi.name}: if A == {name}: deny"))
-        program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW, f"{abi.name}: any other syscall: allow"))
-    program.append((BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ERRNO | errno.EACCES, "deny: fail with EACCES"))
-    assert len(program) == deny_at + 1 and all(jt < 256 for _, jt, _, _, _ in program)
-    return program
+    return _deny_list(machine, NETWORK_SYSCALLS, other_abi=(SECCOMP_RET_ALLOW, "another ABI: the keyring filter kills it"),
+                      denial=errno.EACCES, what="network")
 
 
 def network_program(machine: str) -> bytes:
-    return b"".join(INSTRUCTION.pack(code, jump_true, jump_false, k)
-                    for code, jump_true, jump_false, k, _ in network_filter_instructions(machine))
+    return _pack(network_filter_instructions(machine))
 
 
 def deny_network() -> None:
