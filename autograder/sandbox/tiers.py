@@ -91,6 +91,9 @@ def _select(requested: str, minimum: str, unsafe: bool) -> Tier:
                 raise IsolationRefused(f"No isolation tier works here. Namespaces: {namespaces}\nContainer tier: "
                                        f"{container}")
             tier = Tier("container", f"namespaces refused: {first_line(namespaces)}")
+    if unsafe and RANK[minimum] > RANK["none"]:
+        raise IsolationRefused(f"--unsafe-no-sandbox runs student code without isolation, and minimum_isolation is "
+                               f"{minimum}: refusing. For development only, add --minimum-isolation none.")
     if RANK[tier.name] < RANK[minimum]:
         raise IsolationRefused(
             f"This machine allows only the {tier.name} isolation tier ({tier.why_not_stronger or tier.description}), "
